@@ -1,0 +1,3 @@
+"""Gearshift: a local-first AI coding language server."""
+
+__version__ = "0.1.0"

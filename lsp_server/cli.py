@@ -1,0 +1,46 @@
+"""The `gearshift` command: serve, complete, models, fit.
+
+Each subcommand lives in the module that does its job; that module defines
+``add_arguments(parser)`` and ``main(args) -> int``.  Modules are imported
+only when needed so `gearshift models list` does not load llama.cpp.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+# subcommand -> (module, one-line help)
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "serve": ("lsp_server.serve_cli", "run the language server (stdio by default)"),
+    "complete": ("lsp_server.complete_cli", "one completion at FILE:LINE:COL through the full pipeline"),
+    "models": ("lsp_server.inference.models_cli", "list, verify or locate the embedded models"),
+    "fit": ("lsp_server.inference.fit", "which model fits this machine's memory and holds 40 tok/s"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="gearshift", description=__doc__.splitlines()[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    for name, (module_name, help_text) in SUBCOMMANDS.items():
+        module = importlib.import_module(module_name)
+        sub_parser = sub.add_parser(name, help=help_text, description=help_text)
+        module.add_arguments(sub_parser)
+        sub_parser.set_defaults(_main=module.main)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args._main(args) or 0)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:  # a clear one-line error for the user, not a traceback
+        from lsp_server.errors import GearshiftError
+
+        if isinstance(exc, GearshiftError):
+            print(f"gearshift: {exc}", file=sys.stderr)
+            return 2
+        raise

@@ -1,0 +1,1 @@
+"""The completion pipeline: context, FIM prompt, post-processing, typed-ahead cache."""

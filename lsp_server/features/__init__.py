@@ -1,0 +1,1 @@
+"""LSP features: one module per feature, each a small handler registered on the server."""

@@ -1,0 +1,1 @@
+"""Local inference: model catalog, GGUF metadata, llama.cpp engine, fit, latency guard."""

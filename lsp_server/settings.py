@@ -1,0 +1,240 @@
+"""Typed settings for every part of Gearshift.
+
+One pydantic model per section, each field with a default and a docstring.
+Editors send camelCase (``initializationOptions`` and
+``workspace/didChangeConfiguration``); Python code uses snake_case.  Settings
+are parsed once per change and passed down: no module reads globals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic.alias_generators import to_camel
+
+KvCacheType = Literal["f16", "q8_0", "q4_0"]
+FimFamily = Literal["qwen", "starcoder", "codellama", "deepseek", "codestral", "plain"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        use_attribute_docstrings=True,
+        validate_assignment=True,
+    )
+
+
+class ModelSettings(_Section):
+    default_model: str = "qwen2.5-coder-0.5b"
+    """Catalog name of the model used for inline completion at the top of the ladder."""
+
+    model_path: Path | None = None
+    """A local GGUF file to use instead of the catalog model (any FIM-capable code model)."""
+
+    fim_template: FimFamily | None = None
+    """Override the fill-in-the-middle template; by default it is chosen from GGUF metadata."""
+
+    ladder: list[str] = Field(default_factory=lambda: ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"])
+    """Models from largest to smallest the latency guard may shift between; those not installed are skipped."""
+
+
+class EngineSettings(_Section):
+    n_ctx: int = Field(default=4096, gt=0)
+    """Context length in tokens; must not exceed what the model was trained for."""
+
+    n_threads: int | None = Field(default=None, gt=0)
+    """Decode threads; by default the number of physical cores available to this process."""
+
+    n_batch: int = Field(default=512, gt=0)
+    """Tokens evaluated per llama_decode call while processing a prompt."""
+
+    kv_cache_type_k: KvCacheType = "f16"
+    """Element type of the K cache (q8_0 halves its memory with little quality loss)."""
+
+    kv_cache_type_v: KvCacheType = "f16"
+    """Element type of the V cache (q4_0 quarters it; quantized V needs flash attention, turned on for it)."""
+
+    prompt_lookup: bool = True
+    """Speculate with drafts copied from n-grams of the prompt, verified in one batch (same output, greedy)."""
+
+    lookup_ngram_max: int = Field(default=4, gt=0)
+    """Longest n-gram matched against the prompt when looking up a draft."""
+
+    lookup_ngram_min: int = Field(default=2, gt=0)
+    """Shortest n-gram that may produce a draft."""
+
+    lookup_draft_max: int = Field(default=8, gt=0)
+    """Most draft tokens verified in one batch."""
+
+
+class CompletionSettings(_Section):
+    enabled: bool = True
+    """Offer inline completions at all."""
+
+    max_tokens: int = Field(default=64, gt=0)
+    """Most tokens generated for one suggestion."""
+
+    max_lines: int = Field(default=8, gt=0)
+    """Most lines in a multi-line suggestion."""
+
+    prefix_tokens: int = Field(default=1024, gt=0)
+    """Tokens of text before the cursor put in the prompt."""
+
+    suffix_tokens: int = Field(default=256, ge=0)
+    """Tokens of text after the cursor put in the prompt."""
+
+    time_budget_ms: int = Field(default=2000, gt=0)
+    """Generation stops after this long and returns what it has (cut to a clean line)."""
+
+    min_confidence: float = Field(default=0.25, ge=0.0, le=1.0)
+    """Suggestions whose confidence (from token probabilities) is below this are hidden."""
+
+    cache_size: int = Field(default=256, gt=0)
+    """Suggestions kept for typed-ahead hits."""
+
+    cache_ttl_s: float = Field(default=120.0, gt=0)
+    """How long a kept suggestion may be served from the cache."""
+
+    prewarm: bool = True
+    """Evaluate the document prefix on didOpen and when idle so the next keystroke is fast."""
+
+
+class GuardSettings(_Section):
+    enabled: bool = True
+    """Shift to cheaper decoding or a smaller model when delivered speed drops, and back when it returns."""
+
+    inline_target_tok_s: float = Field(default=40.0, gt=0)
+    """Delivered tokens/s inline completion must hold."""
+
+    chat_target_tok_s: float = Field(default=15.0, gt=0)
+    """Delivered tokens/s explain and refactor must hold."""
+
+    window: int = Field(default=4, gt=0)
+    """Requests in the rolling measurement of each tier."""
+
+    slow_requests_to_downshift: int = Field(default=3, gt=0)
+    """Consecutive requests under target that trigger a downshift."""
+
+    upshift_headroom: float = Field(default=1.3, gt=1.0)
+    """Speed must exceed target times this (on the lower tier, scaled) before probing upward."""
+
+    min_dwell_s: float = Field(default=5.0, ge=0)
+    """Least time between two shifts, so the guard does not oscillate."""
+
+    probe_interval_s: float = Field(default=3.0, gt=0)
+    """How often a downshifted guard measures whether the upper tier would hold the target again."""
+
+    keep_next_tier_loaded: bool = True
+    """Keep the next smaller tier loaded when memory allows, so a downshift has no cold start."""
+
+
+class CloudSettings(_Section):
+    enabled: bool = True
+    """Allow escalation to the cloud model at all (critical tasks and explicit escalation)."""
+
+    local_only: bool = False
+    """Nothing ever leaves the machine; critical tasks are answered locally and labelled so."""
+
+    model: str = "claude-sonnet-4-5"
+    """Anthropic model used for critical tasks and escalation."""
+
+    api_key: SecretStr | None = None
+    """Anthropic API key; by default ANTHROPIC_API_KEY from the environment."""
+
+    base_url: str | None = None
+    """Anthropic API base URL (a proxy or a test server); by default the SDK's."""
+
+    timeout_s: float = Field(default=60.0, gt=0)
+    """Timeout of one cloud request."""
+
+    max_retries: int = Field(default=2, ge=0)
+    """Retries with backoff on 429 and 5xx responses."""
+
+    max_tokens: int = Field(default=1024, gt=0)
+    """Most tokens in a cloud answer."""
+
+    critical_globs: list[str] = Field(default_factory=list)
+    """Files matching these globs always go to the cloud for code actions."""
+
+    never_send: list[str] = Field(
+        default_factory=lambda: [
+            "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/id_rsa*", "**/id_ed25519*",
+            "**/*credentials*", "**/*secret*", "**/.netrc", "**/.npmrc", "**/.pypirc",
+        ]
+    )
+    """Files matching these globs are never sent, whatever else says so."""
+
+    input_cost_per_mtok: float = Field(default=3.0, ge=0)
+    """US dollars per million input tokens, for the session cost meter."""
+
+    output_cost_per_mtok: float = Field(default=15.0, ge=0)
+    """US dollars per million output tokens, for the session cost meter."""
+
+
+class ActionSettings(_Section):
+    max_tokens: int = Field(default=384, gt=0)
+    """Most tokens in a local explain or refactor answer."""
+
+    max_selection_tokens: int = Field(default=2048, gt=0)
+    """Selections longer than this are refused with a message, never silently truncated."""
+
+
+class GearshiftSettings(_Section):
+    models: ModelSettings = Field(default_factory=ModelSettings)
+    """Which models to run."""
+
+    engine: EngineSettings = Field(default_factory=EngineSettings)
+    """How llama.cpp runs them."""
+
+    completion: CompletionSettings = Field(default_factory=CompletionSettings)
+    """Inline completion behaviour."""
+
+    guard: GuardSettings = Field(default_factory=GuardSettings)
+    """Latency guard."""
+
+    cloud: CloudSettings = Field(default_factory=CloudSettings)
+    """Cloud escalation and privacy."""
+
+    actions: ActionSettings = Field(default_factory=ActionSettings)
+    """Explain and refactor code actions."""
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _none_is_default(cls, value: Any) -> Any:
+        # Editors send null for a section the user left empty.
+        return {} if value is None else value
+
+
+class SettingsError(ValueError):
+    """Settings that failed validation; the message names every bad field."""
+
+
+def parse_settings(raw: Any, base: GearshiftSettings | None = None) -> GearshiftSettings:
+    """Parse settings sent by an editor, merged over ``base``.
+
+    ``raw`` may be the whole object or wrapped in ``{"gearshift": {...}}`` as
+    VS Code sends it.  Raises SettingsError with one readable message.
+    """
+    if raw is None:
+        return base or GearshiftSettings()
+    if not isinstance(raw, dict):
+        raise SettingsError(f"Gearshift settings must be an object, got {type(raw).__name__}")
+    if "gearshift" in raw and isinstance(raw["gearshift"], dict):
+        raw = raw["gearshift"]
+    merged: dict[str, Any] = base.model_dump(by_alias=True) if base else {}
+    for key, value in raw.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = {**merged[key], **value}
+        else:
+            merged[key] = value
+    try:
+        return GearshiftSettings.model_validate(merged)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in exc.errors()
+        )
+        raise SettingsError(f"Invalid Gearshift settings ({problems}); keeping the previous settings") from None
