@@ -77,7 +77,7 @@ def main() -> int:
     out.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ, CMAKE_ARGS=" ".join(args), CMAKE_BUILD_PARALLEL_LEVEL=str(os.cpu_count() or 2))
     print(f"building llama-cpp-python {LLAMA_CPP_PYTHON_VERSION} with {env['CMAKE_ARGS']} (about 12 minutes on 2 cores)", file=sys.stderr)
-    tmp = out.with_suffix(".partial")
+    tmp = out.parent / f"{out.name}.partial"
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-cache-dir", "-w", str(tmp),
          f"llama-cpp-python=={LLAMA_CPP_PYTHON_VERSION}"],

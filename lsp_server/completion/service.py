@@ -1,0 +1,154 @@
+"""One inline completion, start to finish, independent of any transport.
+
+Used by the LSP features and by `gearshift complete`: typed-ahead cache →
+guard picks a tier → context → FIM prompt → engine → post-process →
+confidence → cache.  Everything here is awaited on the event loop; the
+model itself runs on the engine's worker thread.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+
+from lsp_server.completion.cache import SuggestionCache
+from lsp_server.completion.confidence import confidence_of_kept
+from lsp_server.completion.context import build_context
+from lsp_server.completion.fim import template_for
+from lsp_server.completion.postprocess import make_stop_checker, postprocess
+from lsp_server.documents import DocumentSnapshot, looks_binary
+from lsp_server.inference.guard import LatencyGuard, Rung
+from lsp_server.inference.tiers import TierManager
+from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
+from lsp_server.settings import GearshiftSettings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class CompletionOutcome:
+    """What happened for one request: the suggestion (if any) and the figures the status shows."""
+
+    suggestion: str | None
+    tier: str
+    cache_hit: bool = False
+    confidence: float | None = None
+    hidden_reason: str | None = None
+    """Why nothing is shown although the model answered (low confidence, failed to parse, repeat...)."""
+
+    tokens_per_s: float | None = None
+    time_to_first_token_ms: float | None = None
+    latency_ms: float = 0.0
+    generated_tokens: int = 0
+    stop_reason: str | None = None
+    shift_reason: str | None = None
+    extras: dict = field(default_factory=dict)
+
+
+class CompletionService:
+    """Holds what completions share across keystrokes: the cache, the guard, the loaded tiers."""
+
+    def __init__(self, settings: GearshiftSettings, tiers: TierManager, guard: LatencyGuard) -> None:
+        self.settings = settings
+        self.tiers = tiers
+        self.guard = guard
+        self.cache = SuggestionCache(maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s)
+
+    def update_settings(self, settings: GearshiftSettings) -> None:
+        self.settings = settings
+
+    async def complete(self, doc: DocumentSnapshot, cancel: CancelToken | None = None) -> CompletionOutcome:
+        started = time.perf_counter()
+        settings = self.settings.completion
+        prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
+
+        hit = self.cache.lookup(doc.uri, prefix, suffix)
+        if hit is not None:
+            return CompletionOutcome(
+                suggestion=hit.text,
+                tier=hit.meta.get("tier", ""),
+                cache_hit=True,
+                confidence=hit.meta.get("confidence"),
+                latency_ms=(time.perf_counter() - started) * 1000,
+            )
+
+        rung = self.guard.probe_rung() or self.guard.current
+        engine = await self.tiers.get(rung.model)
+        if looks_binary(doc.text, doc.offset):
+            return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
+
+        ctx = build_context(
+            doc.text,
+            doc.offset,
+            doc.language_id,
+            count_tokens=engine.count_tokens,
+            prefix_tokens=settings.prefix_tokens,
+            suffix_tokens=settings.suffix_tokens,
+            max_lines=settings.max_lines,
+            path=doc.path,
+        )
+        template = template_for(engine.metadata, self.settings.models.fim_template)
+        max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
+        request = GenerationRequest(
+            prompt=template.build(ctx.prefix, ctx.suffix, doc.path),
+            max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
+            stop=list(template.stop_strings),
+            time_budget_s=settings.time_budget_ms / 1000,
+            prompt_lookup=rung.prompt_lookup,
+            should_stop=make_stop_checker(ctx, settings.max_lines),
+        )
+        result = await self._generate(engine, rung, request, cancel)
+        shift = self.guard.record(
+            rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
+        )
+
+        outcome = CompletionOutcome(
+            suggestion=None,
+            tier=rung.name,
+            tokens_per_s=round(result.decode_tokens_per_s, 1),
+            time_to_first_token_ms=round(result.time_to_first_token_s * 1000, 1),
+            generated_tokens=result.n_generated_tokens,
+            stop_reason=result.stop_reason,
+            shift_reason=shift.reason if shift else None,
+        )
+        if result.stop_reason == "cancelled":
+            outcome.hidden_reason = "cancelled"
+            return outcome
+        kept = postprocess(result.text, ctx, max_lines=settings.max_lines)
+        if not kept:
+            outcome.hidden_reason = "filtered by stop rules or parse check"
+        else:
+            outcome.confidence = round(confidence_of_kept(result.token_logprobs, result.text, kept), 3)
+            if outcome.confidence < settings.min_confidence:
+                outcome.hidden_reason = f"confidence {outcome.confidence:.2f} below {settings.min_confidence:.2f}"
+            else:
+                outcome.suggestion = kept
+                self.cache.put(doc.uri, prefix, suffix, kept, {"tier": rung.name, "confidence": outcome.confidence})
+        outcome.latency_ms = (time.perf_counter() - started) * 1000
+        log.debug(
+            "completion tier=%s tokens=%d tok/s=%.1f ttft=%.0fms shown=%s reason=%s",
+            rung.name, result.n_generated_tokens, result.decode_tokens_per_s,
+            result.time_to_first_token_s * 1000, outcome.suggestion is not None, outcome.hidden_reason,
+        )
+        return outcome
+
+    async def _generate(self, engine, rung: Rung, request: GenerationRequest, cancel: CancelToken | None) -> GenerationResult:
+        if rung.n_threads is not None:
+            engine.set_n_threads(rung.n_threads)
+        return await engine.generate(request, cancel)
+
+    async def prewarm(self, doc: DocumentSnapshot) -> None:
+        """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens."""
+        rung = self.guard.current
+        engine = self.tiers.get_loaded(rung.model)
+        if engine is None or looks_binary(doc.text, doc.offset):
+            return
+        settings = self.settings.completion
+        ctx = build_context(
+            doc.text, doc.offset, doc.language_id, count_tokens=engine.count_tokens,
+            prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens,
+            max_lines=settings.max_lines, path=doc.path,
+        )
+        template = template_for(engine.metadata, self.settings.models.fim_template)
+        await engine.prewarm(template.build(ctx.prefix, ctx.suffix, doc.path))

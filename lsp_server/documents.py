@@ -1,0 +1,99 @@
+"""Safe access to open documents: position checks, binary detection, language of a document.
+
+Every feature goes through here so that an unknown URI, a position past the
+end of a line, or a binary blob gets the same clear error everywhere.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import PurePath
+
+from lsprotocol import types
+from pygls.exceptions import JsonRpcInvalidParams
+from pygls.workspace import TextDocument, Workspace
+
+# Above this, a document is treated as generated or data, not code someone is typing.
+MAX_DOCUMENT_CHARS = 20_000_000
+
+_EXTENSION_LANGUAGE = {
+    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
+    ".jsx": "javascriptreact", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go", ".rs": "rust",
+    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
+    ".java": "java", ".lua": "lua", ".rb": "ruby", ".sh": "shellscript", ".md": "markdown",
+}
+
+
+class DocumentError(JsonRpcInvalidParams):
+    """A request named a document or position Gearshift cannot use; sent back as InvalidParams."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+
+
+@dataclass(frozen=True)
+class DocumentSnapshot:
+    """The text of a document at one version, with the cursor as a code-point offset."""
+
+    uri: str
+    version: int | None
+    text: str
+    offset: int
+    language_id: str | None
+    path: str | None
+
+
+def open_document(workspace: Workspace, uri: str) -> TextDocument:
+    """The open document at ``uri``; never reads an unopened file from disk behind the editor's back."""
+    document = workspace.text_documents.get(uri)
+    if document is None:
+        raise DocumentError(f"Document not open: {uri}")
+    return document
+
+
+def offset_at(document: TextDocument, position: types.Position) -> int:
+    """Code-point offset of a client position, or DocumentError when it lies outside the document."""
+    lines = document.lines
+    if position.line < 0 or position.character < 0:
+        raise DocumentError(f"Negative position {position.line}:{position.character}")
+    if position.line > len(lines) or (position.line == len(lines) and position.character > 0):
+        raise DocumentError(f"Line {position.line} is beyond the end of the document ({len(lines)} lines)")
+    if position.line < len(lines):
+        line = lines[position.line].rstrip("\r\n")
+        units = document._position_codec.client_num_units(line)
+        if position.character > units:
+            raise DocumentError(
+                f"Character {position.character} is beyond the end of line {position.line} ({units} characters)"
+            )
+    return document.offset_at_position(position)
+
+
+def snapshot(workspace: Workspace, uri: str, position: types.Position) -> DocumentSnapshot:
+    document = open_document(workspace, uri)
+    text = document.source
+    offset = offset_at(document, position)
+    return DocumentSnapshot(
+        uri=uri,
+        version=document.version,
+        text=text,
+        offset=offset,
+        language_id=language_of(document.language_id, document.path),
+        path=document.path,
+    )
+
+
+def language_of(language_id: str | None, path: str | None) -> str | None:
+    if language_id:
+        return language_id
+    if path:
+        return _EXTENSION_LANGUAGE.get(PurePath(path).suffix.lower())
+    return None
+
+
+def looks_binary(text: str, offset: int, window: int = 4096) -> bool:
+    """True when the text around the cursor is not something a person types: NUL or many control chars."""
+    sample = text[max(0, offset - window) : offset + window]
+    if "\x00" in sample or "\ufffd" in sample:
+        return True
+    controls = sum(1 for ch in sample if ord(ch) < 32 and ch not in "\t\n\r\f\v")
+    return controls > len(sample) // 100 + 1

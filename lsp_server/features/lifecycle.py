@@ -1,0 +1,79 @@
+"""Initialize, settings changes, open/change/close, shutdown: the server's life around the features."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from lsprotocol import types
+
+from lsp_server.documents import DocumentError, snapshot
+
+log = logging.getLogger(__name__)
+
+# Pre-warm after the user pauses this long, so a burst of keystrokes does not queue evaluations.
+_PREWARM_IDLE_S = 0.4
+
+
+def register(server) -> None:
+    pending_prewarm: dict[str, asyncio.TimerHandle] = {}
+
+    @server.feature(types.INITIALIZE)
+    def on_initialize(ls, params: types.InitializeParams) -> None:
+        ls.apply_settings(params.initialization_options)
+
+    @server.feature(types.INITIALIZED)
+    def on_initialized(ls, params: types.InitializedParams) -> None:
+        ls.start_models()
+
+    @server.feature(types.WORKSPACE_DID_CHANGE_CONFIGURATION)
+    def on_configuration(ls, params: types.DidChangeConfigurationParams) -> None:
+        if params.settings is not None:
+            ls.apply_settings(params.settings)
+
+    def schedule_prewarm(ls, uri: str, position: types.Position) -> None:
+        if not ls.settings.completion.prewarm:
+            return
+        if (handle := pending_prewarm.pop(uri, None)) is not None:
+            handle.cancel()
+        loop = asyncio.get_running_loop()
+        pending_prewarm[uri] = loop.call_later(_PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position)))
+
+    async def prewarm(ls, uri: str, position: types.Position) -> None:
+        pending_prewarm.pop(uri, None)
+        if ls.completions is None:
+            return
+        try:
+            doc = snapshot(ls.workspace, uri, position)
+        except DocumentError:
+            return  # closed or shrunk meanwhile: nothing to warm
+        await ls.completions.prewarm(doc)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
+    def on_open(ls, params: types.DidOpenTextDocumentParams) -> None:
+        # Warm the end of the document: where a person most often starts typing in a file just opened.
+        lines = params.text_document.text.split("\n")
+        end = types.Position(line=len(lines) - 1, character=0)
+        schedule_prewarm(ls, params.text_document.uri, end)
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
+    def on_change(ls, params: types.DidChangeTextDocumentParams) -> None:
+        last = params.content_changes[-1] if params.content_changes else None
+        if isinstance(last, types.TextDocumentContentChangePartial):
+            text = last.text
+            line = last.range.start.line + text.count("\n")
+            character = len(text.rsplit("\n", 1)[-1]) + (last.range.start.character if "\n" not in text else 0)
+            schedule_prewarm(ls, params.text_document.uri, types.Position(line=line, character=character))
+
+    @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
+    def on_close(ls, params: types.DidCloseTextDocumentParams) -> None:
+        if (handle := pending_prewarm.pop(params.text_document.uri, None)) is not None:
+            handle.cancel()
+        if ls.completions is not None:
+            ls.completions.cache.invalidate(params.text_document.uri)
+
+    @server.feature(types.SHUTDOWN)
+    def on_shutdown(ls, *args) -> None:
+        for handle in pending_prewarm.values():
+            handle.cancel()
+        ls.shutdown_models()

@@ -1,0 +1,28 @@
+"""`gearshift.status`: the guard's state, loaded tiers, the cloud meter, and the last completion's figures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+STATUS_COMMAND = "gearshift.status"
+
+
+def status_report(ls) -> dict[str, Any]:
+    guard = ls.guard
+    report: dict[str, Any] = {
+        **ls.last_status,
+        "tier": guard.current.name if guard else ls.last_status.get("tier"),
+        "loadedModels": ls.tiers.loaded(),
+        "guard": guard.state() if guard else None,
+        "modelError": ls.model_error,
+    }
+    cloud = getattr(ls, "cloud", None)
+    if cloud is not None:
+        report["cloud"] = cloud.status()
+    return report
+
+
+def register(server) -> None:
+    @server.command(STATUS_COMMAND)
+    def show_status(ls, *args) -> dict[str, Any]:
+        return status_report(ls)

@@ -1,0 +1,433 @@
+"""Read a GGUF file's header, metadata and tensor table without loading any tensor data.
+
+Used to validate model files (bad magic, unsupported version, truncation all
+become one clear ModelError) and to size a model from its own metadata: layer
+count, attention heads, head dimensions, trained context, and the exact bytes
+of every tensor from the ggml type's block size.  The file is memory-mapped
+and parsed in place, so a 1 GB model costs only the header pages it touches.
+
+Large arrays (the tokenizer's vocabulary and merges) are not copied into
+``metadata``: they appear there as :class:`GgufArray` summaries (type and
+length).  What callers need from them is extracted instead: ``vocab_size``
+and ``special_tokens`` (the text of every control / user-defined token, e.g.
+``<|fim_prefix|>``), which is how FIM support can be read from the file.
+
+Format reference: https://github.com/ggml-org/ggml/blob/master/docs/gguf.md
+"""
+
+from __future__ import annotations
+
+import mmap
+import os
+import struct
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from lsp_server.errors import ModelError
+
+GGUF_MAGIC = b"GGUF"
+SUPPORTED_VERSIONS = (2, 3)
+DEFAULT_ALIGNMENT = 32
+SMALL_ARRAY_MAX = 64
+"""Arrays with at most this many elements are kept in ``metadata``; longer ones are summarized."""
+
+# GGUF metadata value types -> struct format (scalars only).
+_SCALAR_FORMATS: dict[int, str] = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_TYPE_STRING = 8
+_TYPE_ARRAY = 9
+
+# ggml tensor types: id -> (name, elements per block, bytes per block).  From ggml.c's type_traits
+# (the same table as gguf-py's GGML_QUANT_SIZES).  Ids 4, 5, 31-33 and 36-38 were removed from ggml.
+GGML_TYPES: dict[int, tuple[str, int, int]] = {
+    0: ("F32", 1, 4),
+    1: ("F16", 1, 2),
+    2: ("Q4_0", 32, 18),
+    3: ("Q4_1", 32, 20),
+    6: ("Q5_0", 32, 22),
+    7: ("Q5_1", 32, 24),
+    8: ("Q8_0", 32, 34),
+    9: ("Q8_1", 32, 36),
+    10: ("Q2_K", 256, 84),
+    11: ("Q3_K", 256, 110),
+    12: ("Q4_K", 256, 144),
+    13: ("Q5_K", 256, 176),
+    14: ("Q6_K", 256, 210),
+    15: ("Q8_K", 256, 292),
+    16: ("IQ2_XXS", 256, 66),
+    17: ("IQ2_XS", 256, 74),
+    18: ("IQ3_XXS", 256, 98),
+    19: ("IQ1_S", 256, 50),
+    20: ("IQ4_NL", 32, 18),
+    21: ("IQ3_S", 256, 110),
+    22: ("IQ2_S", 256, 82),
+    23: ("IQ4_XS", 256, 136),
+    24: ("I8", 1, 1),
+    25: ("I16", 1, 2),
+    26: ("I32", 1, 4),
+    27: ("I64", 1, 8),
+    28: ("F64", 1, 8),
+    29: ("IQ1_M", 256, 56),
+    30: ("BF16", 1, 2),
+    34: ("TQ1_0", 256, 54),
+    35: ("TQ2_0", 256, 66),
+    39: ("MXFP4", 32, 17),
+}
+
+# tokenizer.ggml.token_type values whose token text is worth keeping (llama_token_type).
+_TOKEN_TYPE_CONTROL = 3
+_TOKEN_TYPE_USER_DEFINED = 4
+
+
+@dataclass(frozen=True)
+class GgufArray:
+    """A metadata array too long to keep: its element type and length only."""
+
+    element_type: int
+    length: int
+
+
+@dataclass(frozen=True)
+class TensorInfo:
+    name: str
+    ggml_type: int
+    shape: tuple[int, ...]
+    """Dimensions as GGUF stores them: innermost (row length) first."""
+
+    offset: int
+    """Byte offset of the data from the start of the data section."""
+
+    n_bytes: int | None
+    """Bytes of the tensor data, or None when the ggml type is unknown to this reader."""
+
+    @property
+    def type_name(self) -> str:
+        return GGML_TYPES.get(self.ggml_type, (f"type{self.ggml_type}", 0, 0))[0]
+
+    @property
+    def n_elements(self) -> int:
+        count = 1
+        for dim in self.shape:
+            count *= dim
+        return count
+
+
+@dataclass(frozen=True)
+class GgufInfo:
+    path: Path
+    version: int
+    file_size: int
+    metadata: dict[str, Any]
+    tensors: tuple[TensorInfo, ...]
+    data_offset: int
+    """Where the tensor data section starts (after the header, aligned)."""
+
+    vocab_size: int | None = None
+    special_tokens: dict[int, str] = field(default_factory=dict)
+    """Token id -> text of every control or user-defined token (FIM, chat and end-of-text markers)."""
+
+    # --- metadata helpers -------------------------------------------------------------------------
+
+    @property
+    def architecture(self) -> str:
+        return str(self.metadata.get("general.architecture", ""))
+
+    @property
+    def name(self) -> str:
+        return str(self.metadata.get("general.name", self.path.stem))
+
+    def arch_value(self, key: str, default: Any = None) -> Any:
+        """``{architecture}.{key}`` from the metadata, e.g. ``arch_value("block_count")``."""
+        return self.metadata.get(f"{self.architecture}.{key}", default)
+
+    def _required_int(self, key: str) -> int:
+        value = self.arch_value(key)
+        if value is None:
+            raise ModelError(f"{self.path}: GGUF metadata has no {self.architecture}.{key}")
+        if isinstance(value, list):  # per-layer values (e.g. OpenELM); callers wanting them use arch_value
+            return int(max(value))
+        return int(value)
+
+    @property
+    def context_length(self) -> int:
+        """Context length the model was trained for."""
+        return self._required_int("context_length")
+
+    @property
+    def block_count(self) -> int:
+        return self._required_int("block_count")
+
+    @property
+    def embedding_length(self) -> int:
+        return self._required_int("embedding_length")
+
+    @property
+    def feed_forward_length(self) -> int:
+        value = self.arch_value("feed_forward_length")
+        if value is None:
+            return 4 * self.embedding_length
+        return int(max(value)) if isinstance(value, list) else int(value)
+
+    @property
+    def head_count(self) -> int:
+        return self._required_int("attention.head_count")
+
+    @property
+    def head_count_kv(self) -> int:
+        """KV heads (fewer than ``head_count`` with grouped-query attention); defaults to head_count."""
+        if self.arch_value("attention.head_count_kv") is None:
+            return self.head_count
+        return self._required_int("attention.head_count_kv")
+
+    def head_count_kv_per_layer(self) -> list[int]:
+        """KV heads of every layer (some architectures vary them per layer)."""
+        value = self.arch_value("attention.head_count_kv")
+        if isinstance(value, list):
+            return [int(v) for v in value]
+        return [self.head_count_kv] * self.block_count
+
+    @property
+    def key_length(self) -> int:
+        """Dimension of one K head; llama.cpp's default is embedding_length / head_count."""
+        if self.arch_value("attention.key_length") is not None:
+            return self._required_int("attention.key_length")
+        return self.embedding_length // self.head_count
+
+    @property
+    def value_length(self) -> int:
+        """Dimension of one V head; llama.cpp's default is embedding_length / head_count."""
+        if self.arch_value("attention.value_length") is not None:
+            return self._required_int("attention.value_length")
+        return self.embedding_length // self.head_count
+
+    @property
+    def tokenizer_model(self) -> str | None:
+        value = self.metadata.get("tokenizer.ggml.model")
+        return None if value is None else str(value)
+
+    # --- sizes ------------------------------------------------------------------------------------
+
+    @property
+    def weight_bytes(self) -> int:
+        """Bytes of all tensor data, from each tensor's ggml block size.
+
+        If any tensor has a type this reader does not know, the data section's
+        size (file size minus header) is used instead.
+        """
+        if any(t.n_bytes is None for t in self.tensors):
+            return self.file_size - self.data_offset
+        return sum(t.n_bytes or 0 for t in self.tensors)
+
+    def tensor(self, name: str) -> TensorInfo | None:
+        for info in self.tensors:
+            if info.name == name:
+                return info
+        return None
+
+
+def tensor_nbytes(ggml_type: int, shape: tuple[int, ...]) -> int | None:
+    """Bytes of a tensor of ``ggml_type`` and ``shape`` (rows are whole blocks), or None for an unknown type."""
+    traits = GGML_TYPES.get(ggml_type)
+    if traits is None:
+        return None
+    _, block_elements, block_bytes = traits
+    n_elements = 1
+    for dim in shape:
+        n_elements *= dim
+    return n_elements // block_elements * block_bytes
+
+
+class _Truncated(Exception):
+    pass
+
+
+class _Reader:
+    """Sequential little- or big-endian reads over a memory map, raising _Truncated past the end."""
+
+    def __init__(self, buf: mmap.mmap, endian: str) -> None:
+        self.buf = buf
+        self.pos = 0
+        self.endian = endian
+        self.size = len(buf)
+
+    def unpack(self, fmt: str) -> Any:
+        st = struct.Struct(self.endian + fmt)
+        if self.pos + st.size > self.size:
+            raise _Truncated
+        (value,) = st.unpack_from(self.buf, self.pos)
+        self.pos += st.size
+        return value
+
+    def string_span(self) -> tuple[int, int]:
+        length = self.unpack("Q")
+        start = self.pos
+        if length > self.size - start:
+            raise _Truncated
+        self.pos = start + length
+        return start, length
+
+    def string(self) -> str:
+        start, length = self.string_span()
+        return bytes(self.buf[start : start + length]).decode("utf-8", errors="replace")
+
+    def skip(self, n_bytes: int) -> None:
+        if n_bytes > self.size - self.pos:
+            raise _Truncated
+        self.pos += n_bytes
+
+
+def _read_value(reader: _Reader, value_type: int, key: str) -> Any:
+    if value_type == _TYPE_STRING:
+        return reader.string()
+    if value_type == _TYPE_ARRAY:
+        return _read_array(reader, key)
+    fmt = _SCALAR_FORMATS.get(value_type)
+    if fmt is None:
+        raise ModelError(f"unknown GGUF metadata value type {value_type} for key {key!r}")
+    return reader.unpack(fmt)
+
+
+def _read_array(reader: _Reader, key: str) -> Any:
+    element_type = reader.unpack("I")
+    length = reader.unpack("Q")
+    if element_type == _TYPE_ARRAY:
+        raise ModelError(f"nested GGUF arrays are not supported (key {key!r})")
+    if length <= SMALL_ARRAY_MAX:
+        return [_read_value(reader, element_type, key) for _ in range(length)]
+    if element_type == _TYPE_STRING:
+        # Walk the strings without decoding them; a vocabulary is 50k-150k entries.
+        for _ in range(length):
+            reader.string_span()
+    else:
+        fmt = _SCALAR_FORMATS.get(element_type)
+        if fmt is None:
+            raise ModelError(f"unknown GGUF array element type {element_type} for key {key!r}")
+        reader.skip(struct.calcsize("<" + fmt) * length)
+    return GgufArray(element_type, length)
+
+
+def _special_tokens(reader: _Reader, token_types: tuple[int, int, int] | None, tokens_at: int | None) -> dict[int, str]:
+    """Text of control and user-defined tokens, read from the token_type and tokens arrays in place."""
+    if token_types is None or tokens_at is None:
+        return {}
+    types_at, element_type, length = token_types
+    fmt = _SCALAR_FORMATS.get(element_type)
+    if fmt is None:
+        return {}
+    st = struct.Struct(reader.endian + fmt)
+    wanted = {
+        i
+        for i in range(length)
+        if st.unpack_from(reader.buf, types_at + i * st.size)[0] in (_TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED)
+    }
+    if not wanted:
+        return {}
+    found: dict[int, str] = {}
+    reader.pos = tokens_at
+    last = max(wanted)
+    for token_id in range(last + 1):
+        start, size = reader.string_span()
+        if token_id in wanted:
+            found[token_id] = bytes(reader.buf[start : start + size]).decode("utf-8", errors="replace")
+    return found
+
+
+def read_gguf(path: str | os.PathLike[str]) -> GgufInfo:
+    """Parse the GGUF header, metadata and tensor table of ``path``.
+
+    Raises ModelError (one line, naming the file) when the file is missing,
+    empty, not GGUF, of an unsupported version, or truncated.
+    """
+    path = Path(path)
+    try:
+        with open(path, "rb") as handle:
+            file_size = os.fstat(handle.fileno()).st_size
+            if file_size < 24:
+                kind = "empty" if file_size == 0 else f"only {file_size} bytes"
+                raise ModelError(f"{path}: not a GGUF model file ({kind})")
+            with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as buf:
+                return _parse(path, buf, file_size)
+    except FileNotFoundError:
+        raise ModelError(f"{path}: model file not found") from None
+    except IsADirectoryError:
+        raise ModelError(f"{path}: is a directory, not a GGUF model file") from None
+    except PermissionError:
+        raise ModelError(f"{path}: permission denied") from None
+
+
+def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
+    magic = bytes(buf[:4])
+    if magic != GGUF_MAGIC:
+        raise ModelError(f"{path}: not a GGUF model file (starts with {magic!r}, expected b'GGUF')")
+    (version,) = struct.unpack_from("<I", buf, 4)
+    endian = "<"
+    if version & 0xFFFF and not version & 0xFFFF0000:
+        pass
+    elif struct.unpack_from(">I", buf, 4)[0] in SUPPORTED_VERSIONS:
+        endian = ">"  # a big-endian GGUF (s390x builds)
+        version = struct.unpack_from(">I", buf, 4)[0]
+    if version not in SUPPORTED_VERSIONS:
+        raise ModelError(
+            f"{path}: GGUF version {version} is not supported (supported: {', '.join(map(str, SUPPORTED_VERSIONS))});"
+            " convert it again with a current llama.cpp"
+        )
+    reader = _Reader(buf, endian)
+    reader.pos = 8
+    try:
+        n_tensors = reader.unpack("Q")
+        n_kv = reader.unpack("Q")
+        # Counts beyond what the file could possibly hold mean a corrupt header, not a huge model.
+        if n_tensors > file_size or n_kv > file_size:
+            raise ModelError(f"{path}: corrupt GGUF header ({n_tensors} tensors, {n_kv} metadata keys)")
+        metadata: dict[str, Any] = {}
+        token_types: tuple[int, int, int] | None = None
+        tokens_at: int | None = None
+        vocab_size: int | None = None
+        for _ in range(n_kv):
+            key = reader.string()
+            value_type = reader.unpack("I")
+            if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type") and value_type == _TYPE_ARRAY:
+                element_type = reader.unpack("I")
+                length = reader.unpack("Q")
+                if key == "tokenizer.ggml.tokens":
+                    tokens_at, vocab_size = reader.pos, length
+                else:
+                    token_types = (reader.pos, element_type, length)
+                reader.pos -= 12  # re-read the array header through the ordinary path
+            metadata[key] = _read_value(reader, value_type, key)
+        tensors: list[TensorInfo] = []
+        for _ in range(n_tensors):
+            name = reader.string()
+            n_dims = reader.unpack("I")
+            if n_dims > 8:
+                raise ModelError(f"{path}: corrupt GGUF tensor table ({name!r} has {n_dims} dimensions)")
+            shape = tuple(reader.unpack("Q") for _ in range(n_dims))
+            ggml_type = reader.unpack("I")
+            offset = reader.unpack("Q")
+            tensors.append(TensorInfo(name, ggml_type, shape, offset, tensor_nbytes(ggml_type, shape)))
+        header_end = reader.pos
+        special = _special_tokens(reader, token_types, tokens_at)
+    except _Truncated:
+        raise ModelError(
+            f"{path}: truncated GGUF file (header cut off at {file_size} bytes); download or assemble it again"
+        ) from None
+    alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
+    data_offset = -(-header_end // alignment) * alignment
+    data_end = data_offset + max((t.offset + (t.n_bytes or 0) for t in tensors), default=0)
+    if data_end > file_size:
+        raise ModelError(
+            f"{path}: truncated GGUF file ({file_size} bytes, its tensors need {data_end});"
+            " download or assemble it again"
+        )
+    if vocab_size is None and metadata.get(f"{metadata.get('general.architecture', '')}.vocab_size") is not None:
+        vocab_size = int(metadata[f"{metadata['general.architecture']}.vocab_size"])
+    return GgufInfo(
+        path=path,
+        version=version,
+        file_size=file_size,
+        metadata=metadata,
+        tensors=tuple(tensors),
+        data_offset=data_offset,
+        vocab_size=vocab_size,
+        special_tokens=special,
+    )

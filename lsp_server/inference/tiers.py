@@ -1,0 +1,131 @@
+"""Loaded engines by model name: load off the event loop, once, and keep the ones in use.
+
+The latency guard names a model for each request; this is where that name
+becomes a running engine.  Loading takes seconds (mmap + context), so it
+happens in a thread and concurrent callers wait for the same load.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from pathlib import Path
+
+from lsp_server.errors import ModelError
+from lsp_server.settings import GearshiftSettings
+
+log = logging.getLogger(__name__)
+
+
+def _available_memory_bytes() -> int | None:
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+class TierManager:
+    """Owns one engine per model name for the life of the server."""
+
+    def __init__(self, settings: GearshiftSettings) -> None:
+        self._settings = settings
+        self._engines: dict[str, object] = {}
+        self._loading: dict[str, asyncio.Future] = {}
+
+    def update_settings(self, settings: GearshiftSettings) -> None:
+        """New settings apply to engines loaded from now on; loaded ones whose engine settings changed are dropped."""
+        changed = settings.engine != self._settings.engine or settings.models.model_path != self._settings.models.model_path
+        self._settings = settings
+        if changed:
+            self.close()
+
+    def model_path(self, model: str) -> Path:
+        """The GGUF file for a tier name; a configured ``modelPath`` replaces the default model."""
+        from lsp_server.inference.models import resolve_model
+
+        models = self._settings.models
+        if models.model_path is not None and model == models.default_model:
+            return resolve_model(str(models.model_path))
+        return resolve_model(model)
+
+    def installed(self) -> list[str]:
+        """Ladder models that can be loaded now, largest first."""
+        from lsp_server.inference.models import installed_models
+
+        models = self._settings.models
+        available = set(installed_models())
+        if models.model_path is not None:
+            available.add(models.default_model)
+        return [name for name in models.ladder if name in available] or (
+            [models.default_model] if models.default_model in available else []
+        )
+
+    def loaded(self) -> list[str]:
+        return list(self._engines)
+
+    def get_loaded(self, model: str):
+        return self._engines.get(model)
+
+    async def get(self, model: str):
+        """The engine for ``model``, loading it in a thread the first time (raises ModelError/EngineError)."""
+        engine = self._engines.get(model)
+        if engine is not None:
+            return engine
+        pending = self._loading.get(model)
+        if pending is None:
+            pending = asyncio.ensure_future(asyncio.to_thread(self._load, model))
+            self._loading[model] = pending
+            pending.add_done_callback(lambda _f, m=model: self._loading.pop(m, None))
+        engine = await asyncio.shield(pending)
+        self._engines[model] = engine
+        return engine
+
+    def _load(self, model: str):
+        from lsp_server.inference.engine import LlamaEngine
+
+        path = self.model_path(model)
+        log.info("loading model %s from %s", model, path)
+        return LlamaEngine(path, self._settings.engine, name=model)
+
+    def fits_alongside(self, model: str) -> bool:
+        """Whether ``model`` can be kept loaded too without crowding this machine's memory."""
+        try:
+            size = self.model_path(model).stat().st_size
+        except (ModelError, OSError):
+            return False
+        available = _available_memory_bytes()
+        # Weights plus KV cache and compute buffers stay well under twice the file size at our context lengths.
+        return available is not None and available > 2 * size + 1_000_000_000
+
+    def close(self) -> None:
+        for engine in self._engines.values():
+            try:
+                engine.close()  # type: ignore[attr-defined]
+            except Exception:  # closing must not take the server down
+                log.exception("closing engine failed")
+        self._engines.clear()
+
+
+def default_threads(settings: GearshiftSettings) -> int:
+    """Decode threads: the setting, else the CPUs this process may run on."""
+    import os
+
+    if settings.engine.n_threads:
+        return settings.engine.n_threads
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:
+        return os.cpu_count() or 1
+
+
+def starting_guard(settings: GearshiftSettings, tiers: TierManager):
+    """A latency guard over the installed ladder, starting at the configured default model."""
+    from lsp_server.inference.guard import LatencyGuard, build_ladder
+
+    rungs = build_ladder(tiers.installed(), settings.models.ladder, default_threads(settings))
+    start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
+    return LatencyGuard(rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start)
