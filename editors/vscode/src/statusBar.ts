@@ -1,0 +1,49 @@
+/** The status-bar item: model tier and delivered tok/s from `gearshift/status`. */
+
+import type { StatusBarItem } from "vscode";
+import type { StatusParams } from "./protocol";
+import { type StatusBarView, failedStatusBar, formatStatusBar, startingStatusBar } from "./format";
+import * as api from "./vscodeapi";
+
+export const SHOW_STATUS_COMMAND = "gearshift.showStatus";
+
+export class StatusBar {
+  private readonly item: StatusBarItem;
+  private last: StatusParams | undefined;
+
+  constructor() {
+    this.item = api.createStatusBarItem("gearshift.status", 100);
+    this.item.name = "Gearshift";
+    this.item.command = SHOW_STATUS_COMMAND;
+    this.render(startingStatusBar());
+    this.item.show();
+  }
+
+  /** The last status the server sent, if any. */
+  get lastStatus(): StatusParams | undefined {
+    return this.last;
+  }
+
+  update(status: StatusParams): void {
+    this.last = status;
+    this.render(formatStatusBar(status));
+  }
+
+  starting(): void {
+    this.render(startingStatusBar());
+  }
+
+  failed(error: string): void {
+    this.render(failedStatusBar(error));
+  }
+
+  private render(view: StatusBarView): void {
+    this.item.text = view.text;
+    this.item.tooltip = api.markdownString(view.tooltip);
+    this.item.backgroundColor = view.warning ? api.themeColor("statusBarItem.warningBackground") : undefined;
+  }
+
+  dispose(): void {
+    this.item.dispose();
+  }
+}

@@ -1,0 +1,61 @@
+"""Positions from the client: UTF-16 units, out of range, unknown documents, binary text."""
+
+from __future__ import annotations
+
+import pytest
+from lsprotocol import types
+from pygls.workspace import Workspace
+
+from lsp_server.documents import DocumentError, looks_binary, offset_at, open_document, snapshot
+
+
+@pytest.fixture
+def workspace():
+    ws = Workspace(None, position_encoding=types.PositionEncodingKind.Utf16)
+    ws.put_text_document(
+        types.TextDocumentItem(uri="file:///a.py", language_id="python", version=3, text="x = '😀'\ny = 2\n")
+    )
+    return ws
+
+
+def test_utf16_position_maps_to_code_points(workspace):
+    document = open_document(workspace, "file:///a.py")
+    # '😀' is two UTF-16 units but one code point: the closing quote is at unit 7, code point 6.
+    assert offset_at(document, types.Position(line=0, character=7)) == 6
+    assert offset_at(document, types.Position(line=1, character=5)) == len("x = '😀'\ny = 2")
+
+
+@pytest.mark.parametrize(
+    "line, character, message",
+    [
+        pytest.param(0, 99, "beyond the end of line 0", id="past-line-end"),
+        pytest.param(7, 0, "beyond the end of the document", id="past-document-end"),
+    ],
+)
+def test_out_of_range_positions_are_clear_errors(workspace, line, character, message):
+    with pytest.raises(DocumentError, match=message):
+        snapshot(workspace, "file:///a.py", types.Position(line=line, character=character))
+
+
+def test_end_of_document_is_a_valid_position(workspace):
+    doc = snapshot(workspace, "file:///a.py", types.Position(line=2, character=0))
+    assert doc.offset == len(doc.text)
+    assert doc.version == 3 and doc.language_id == "python"
+
+
+def test_unknown_document(workspace):
+    with pytest.raises(DocumentError, match="not open"):
+        snapshot(workspace, "file:///elsewhere.py", types.Position(line=0, character=0))
+
+
+@pytest.mark.parametrize(
+    "text, binary",
+    [
+        pytest.param("def f():\n    return 1\n", False, id="code"),
+        pytest.param("\x00\x01\x02" * 100, True, id="nul-bytes"),
+        pytest.param("caf\ufffd" * 10, True, id="replacement-chars"),
+        pytest.param("tabs\tand\fform feeds\n" * 10, False, id="whitespace-controls"),
+    ],
+)
+def test_looks_binary(text, binary):
+    assert looks_binary(text, len(text) // 2) is binary
