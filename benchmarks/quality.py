@@ -24,7 +24,6 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lsp_server.completion.fim import template_for  # noqa: E402
 from lsp_server.completion.service import CompletionService  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.inference.tiers import TierManager, starting_guard  # noqa: E402
@@ -70,7 +69,7 @@ async def evaluate_tier(model: str, problems: list[dict], runs: int) -> dict:
     tiers = TierManager(settings)
     guard = starting_guard(settings, tiers)
     engine = await tiers.get(guard.current.model)
-    template = template_for(engine.metadata, None)
+    template = CompletionService(settings, tiers, guard).template(engine)
     pipeline_rates, raw_rates = [], []
     n_tasks = 0
     for run in range(runs):

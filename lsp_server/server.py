@@ -39,6 +39,8 @@ class GearshiftServer(LanguageServer):
         self.last_status: dict[str, Any] = {"state": "loading", "tier": self.settings.models.default_model}
         self._startup: asyncio.Task | None = None
         self.background_tasks: set[asyncio.Task] = set()
+        self.settings_listeners: list = []
+        """Callbacks run with the server after every accepted settings change."""
 
     # -- settings ---------------------------------------------------------------------------------
 
@@ -56,6 +58,8 @@ class GearshiftServer(LanguageServer):
         self.tiers.update_settings(new)
         if self.completions is not None:
             self.completions.update_settings(new)
+        for listener in self.settings_listeners:
+            listener(self)
         if reload and self.guard is not None:
             self.start_models()
         return True

@@ -44,6 +44,11 @@ RECENT_LINES = 3
 NEXT_LINES = 2
 """Non-blank lines after the cursor line kept for the suffix-duplicate rule."""
 
+LINE_CHARS = 4096
+"""``line_before`` / ``line_after`` keep at most this many characters each side of the cursor."""
+
+_INDENT = re.compile(r"[ \t]*")
+
 OPENERS = "([{"
 CLOSERS = ")]}"
 MATCHING = {")": "(", "]": "[", "}": "{"}
@@ -333,10 +338,10 @@ class CompletionContext:
     """Document offset where ``suffix`` ends."""
 
     line_before: str
-    """The cursor line up to the cursor."""
+    """The cursor line up to the cursor (at most LINE_CHARS characters)."""
 
     line_after: str
-    """The cursor line after the cursor (without the line break)."""
+    """The cursor line after the cursor, without the line break (at most LINE_CHARS characters)."""
 
     indent: str
     """Leading whitespace of the cursor line."""
@@ -431,9 +436,11 @@ def build_context(
     line_end = text.find("\n", offset)
     if line_end < 0:
         line_end = len(text)
-    line_before = text[line_start:offset]
-    line_after = text[offset:line_end].rstrip("\r")
-    indent = leading_whitespace(text[line_start:line_end])
+    # A minified file can be one multi-megabyte line: keep only what the rules can use of it.
+    line_before = text[max(line_start, offset - LINE_CHARS) : offset]
+    line_after = text[offset : min(line_end, offset + LINE_CHARS)].rstrip("\r")
+    indent_match = _INDENT.match(text, line_start, line_end)
+    indent = indent_match.group() if indent_match else ""
 
     prefix_start = _prefix_start(text, offset, prefix_tokens, count_tokens)
     suffix_end = _suffix_end(text, offset, suffix_tokens, count_tokens)
@@ -497,8 +504,8 @@ def build_context(
         suffix_closes_string=closes_string,
         lex_state=state,
         block_indent=block_indent,
-        recent_lines=_nonblank_lines_before(text, line_start, max(parse_start, prefix_start), RECENT_LINES),
-        next_lines=_nonblank_lines_after(text, line_end, max(parse_end, suffix_end), NEXT_LINES),
+        recent_lines=_nonblank_lines_before(text, line_start, parse_start, RECENT_LINES),
+        next_lines=_nonblank_lines_after(text, line_end, parse_end, NEXT_LINES),
         parse_prefix=parse_prefix,
         parse_suffix=parse_suffix,
     )

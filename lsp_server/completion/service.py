@@ -11,19 +11,26 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass, field
+from pathlib import PurePath
 
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import build_context
-from lsp_server.completion.fim import template_for
+from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
 from lsp_server.documents import DocumentSnapshot, looks_binary
+from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
 from lsp_server.inference.tiers import TierManager
 from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
 from lsp_server.settings import GearshiftSettings
 
 log = logging.getLogger(__name__)
+
+
+def _display_path(path: str | None) -> str | None:
+    """The file name for the prompt header: enough for the model to know the language and module."""
+    return PurePath(path).name if path else None
 
 
 @dataclass
@@ -42,7 +49,8 @@ class CompletionOutcome:
     latency_ms: float = 0.0
     generated_tokens: int = 0
     stop_reason: str | None = None
-    shift_reason: str | None = None
+    shift: dict | None = None
+    """When this request made the guard shift: {"reason", "shiftTo", "shiftDirection"} for the status."""
     extras: dict = field(default_factory=dict)
 
 
@@ -53,7 +61,10 @@ class CompletionService:
         self.settings = settings
         self.tiers = tiers
         self.guard = guard
-        self.cache = SuggestionCache(maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s)
+        self._templates: dict[tuple[str, str | None], FimTemplate] = {}
+        self.cache = SuggestionCache(
+            maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s
+        )
 
     def update_settings(self, settings: GearshiftSettings) -> None:
         self.settings = settings
@@ -88,10 +99,10 @@ class CompletionService:
             max_lines=settings.max_lines,
             path=doc.path,
         )
-        template = template_for(engine.metadata, self.settings.models.fim_template)
+        template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         request = GenerationRequest(
-            prompt=template.build(ctx.prefix, ctx.suffix, doc.path),
+            prompt=template.build(ctx.prefix, ctx.suffix, _display_path(doc.path)),
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
@@ -115,25 +126,45 @@ class CompletionService:
         if result.stop_reason == "cancelled":
             outcome.hidden_reason = "cancelled"
             return outcome
-        kept = postprocess(result.text, ctx, max_lines=settings.max_lines)
+        kept = postprocess(
+            result.text, ctx, max_lines=settings.max_lines, truncated=result.stop_reason in ("length", "time_budget")
+        )
         if not kept:
             outcome.hidden_reason = "filtered by stop rules or parse check"
         else:
             outcome.confidence = round(confidence_of_kept(result.token_logprobs, result.text, kept), 3)
             if outcome.confidence < settings.min_confidence:
-                outcome.hidden_reason = f"confidence {outcome.confidence:.2f} below {settings.min_confidence:.2f}"
+                outcome.hidden_reason = (
+                    f"confidence {outcome.confidence:.2f} below {settings.min_confidence:.2f}"
+                )
             else:
                 outcome.suggestion = kept
-                self.cache.put(doc.uri, prefix, suffix, kept, {"tier": rung.name, "confidence": outcome.confidence})
+                self.cache.put(
+                    doc.uri, prefix, suffix, kept, {"tier": rung.name, "confidence": outcome.confidence}
+                )
         outcome.latency_ms = (time.perf_counter() - started) * 1000
         log.debug(
             "completion tier=%s tokens=%d tok/s=%.1f ttft=%.0fms shown=%s reason=%s",
-            rung.name, result.n_generated_tokens, result.decode_tokens_per_s,
-            result.time_to_first_token_s * 1000, outcome.suggestion is not None, outcome.hidden_reason,
+            rung.name,
+            result.n_generated_tokens,
+            result.decode_tokens_per_s,
+            result.time_to_first_token_s * 1000,
+            outcome.suggestion is not None,
+            outcome.hidden_reason,
         )
         return outcome
 
-    async def _generate(self, engine, rung: Rung, request: GenerationRequest, cancel: CancelToken | None) -> GenerationResult:
+    def template(self, engine) -> FimTemplate:
+        """The FIM template for ``engine``'s model, from its GGUF metadata and vocabulary (read once)."""
+        key = (str(engine.model_path), self.settings.models.fim_template)
+        if key not in self._templates:
+            special = read_gguf(engine.model_path).special_tokens
+            self._templates[key] = template_for(engine.metadata, key[1], special_tokens=special)
+        return self._templates[key]
+
+    async def _generate(
+        self, engine, rung: Rung, request: GenerationRequest, cancel: CancelToken | None
+    ) -> GenerationResult:
         if rung.n_threads is not None:
             engine.set_n_threads(rung.n_threads)
         return await engine.generate(request, cancel)
@@ -146,9 +177,14 @@ class CompletionService:
             return
         settings = self.settings.completion
         ctx = build_context(
-            doc.text, doc.offset, doc.language_id, count_tokens=engine.count_tokens,
-            prefix_tokens=settings.prefix_tokens, suffix_tokens=settings.suffix_tokens,
-            max_lines=settings.max_lines, path=doc.path,
+            doc.text,
+            doc.offset,
+            doc.language_id,
+            count_tokens=engine.count_tokens,
+            prefix_tokens=settings.prefix_tokens,
+            suffix_tokens=settings.suffix_tokens,
+            max_lines=settings.max_lines,
+            path=doc.path,
         )
-        template = template_for(engine.metadata, self.settings.models.fim_template)
-        await engine.prewarm(template.build(ctx.prefix, ctx.suffix, doc.path))
+        template = self.template(engine)
+        await engine.prewarm(template.build(ctx.prefix, ctx.suffix, _display_path(doc.path)))

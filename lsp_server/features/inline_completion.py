@@ -65,9 +65,10 @@ def register(server) -> None:
             "cacheHit": outcome.cache_hit,
             "confidence": outcome.confidence,
             "stopReason": outcome.stop_reason,
+            "generatedTokens": outcome.generated_tokens,
         }
-        if outcome.shift_reason:
-            status["reason"] = outcome.shift_reason
+        if outcome.shift is not None:
+            status.update(outcome.shift)
         if outcome.hidden_reason:
             status["hidden"] = outcome.hidden_reason
         ls.send_status(status)

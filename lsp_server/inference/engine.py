@@ -508,6 +508,14 @@ class LlamaEngine:
     def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None) -> None:
         self._submit(self._prewarm, prompt, _StopFlag(cancel, self._closing)).result()
 
+    def reset_cache(self) -> None:
+        """Empty the KV cache (benchmarks measure cold prompt evaluation with it)."""
+        self._submit(self._reset_cache).result()
+
+    def _reset_cache(self) -> None:
+        llama.llama_memory_clear(self._memory, True)
+        self._kv_tokens.clear()
+
     def close(self) -> None:
         """Stop any running request, free the context and model, and end the worker thread (idempotent)."""
         with self._lock:

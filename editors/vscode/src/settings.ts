@@ -54,7 +54,7 @@ export function buildServerSettings(keys: Iterable<string>, get: (key: string) =
 
 /** The `settings` payload of `workspace/didChangeConfiguration`, wrapped as VS Code sends it. */
 export function didChangeConfigurationPayload(settings: ServerSettings): { settings: { gearshift: ServerSettings } } {
-  return { settings: { [CONFIG_SECTION]: settings } as { gearshift: ServerSettings } };
+  return { settings: { gearshift: settings } };
 }
 
 /** Whether a change to this (full) setting key needs the server restarted rather than told. */

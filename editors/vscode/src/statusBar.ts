@@ -40,6 +40,7 @@ export class StatusBar {
   private render(view: StatusBarView): void {
     this.item.text = view.text;
     this.item.tooltip = api.markdownString(view.tooltip);
+    this.item.accessibilityInformation = { label: view.ariaLabel };
     this.item.backgroundColor = view.warning ? api.themeColor("statusBarItem.warningBackground") : undefined;
   }
 

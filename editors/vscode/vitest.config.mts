@@ -5,6 +5,6 @@ export default defineConfig({
     include: ["test/unit/**/*.test.ts"],
     environment: "node",
     // The real `vscode` module exists only inside VS Code; tests mock ./vscodeapi instead.
-    restoreMocks: true,
+    mockReset: true,
   },
 });

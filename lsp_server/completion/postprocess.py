@@ -1,0 +1,352 @@
+"""Turn raw model output into a suggestion worth showing, and stop generation as soon as the rest would be cut.
+
+The same line rules run in two places:
+
+* :func:`make_stop_checker` gives the engine a ``should_stop(text_so_far)`` callback. It keeps
+  the lexer state at the start of the current line, so each call only re-reads the line being
+  written (tens of characters), and returns a cut index as soon as a rule fires.
+* :func:`postprocess` applies them to the final text, then the rules that need the whole
+  suggestion: overlap with the rest of the cursor line, unbalanced openers, repeats of the
+  previous lines, and the tree-sitter parse check.
+
+Line rules, in order, for line *i* of the suggestion (line 0 is the rest of the cursor line):
+
+1. Single-line mode keeps line 0 only; multi-line mode keeps at most ``max_lines`` lines
+   (a blank line 0, the newline after a block opener, is not counted).
+2. Scope end by indentation (Python): outside brackets and strings, a line indented less
+   than the cursor's block (``ctx.block_indent``) ends the suggestion before it.
+3. Scope end by brackets (all languages): a closer that closes a bracket opened before the
+   cursor is cut when the text after the cursor already closes that bracket (the suffix
+   provides it: never emit it twice); otherwise it is kept and, in multi-line mode, the
+   suggestion ends with that line (the enclosing block is finished). A mismatched closer is
+   cut. A quote closing a string the cursor is in is cut when the suffix closes it.
+4. Suffix duplicate: a line equal to the next non-blank line after the cursor line ends the
+   suggestion before it (for a trivial line such as ``}``, the next two lines must match).
+5. Degenerate repetition: a line equal to the line before it ends the suggestion.
+
+Whole-suggestion rules (:func:`postprocess` only), after trailing whitespace is stripped:
+
+6. Rest of the cursor line: the suggestion is cut where it starts repeating the text after the
+   cursor, or that text's beginning is stripped off its end.
+7. Unbalanced openers: cut back so a multi-line suggestion closes what it opens, and a one-line
+   suggestion opens nothing a closer after the cursor would bind to.
+8. Repeats: dropped when every meaningful line is one of the three lines above the cursor.
+9. Parse check: if the parsed window had no errors, prefix+suggestion+suffix must have none;
+   otherwise it may not have more error nodes than the window. Failing suggestions are cut back
+   line by line to the longest passing prefix, or dropped.
+
+Limitations: the lexer does not know regex literals, raw strings with custom delimiters or
+template interpolation; the indentation rule is Python's only (brace languages end scopes by
+brackets); error *counts* cannot see garbage that tree-sitter folds into an existing ERROR node.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lsp_server.completion import languages
+from lsp_server.completion.context import (
+    CLOSERS,
+    CODE,
+    MATCHING,
+    OPENERS,
+    STRING,
+    STRING_CLOSED,
+    CompletionContext,
+    indent_width,
+)
+
+
+def significant(line: str) -> bool:
+    """A line that says something: at least three characters, one of them a letter or digit."""
+    return len(line) >= 3 and any(char.isalnum() for char in line)
+
+
+class _Walker:
+    """Applies the line rules to a growing suggestion; shared by the stop checker and postprocess."""
+
+    def __init__(self, ctx: CompletionContext, max_lines: int) -> None:
+        self.ctx = ctx
+        self.lexer = ctx.lexer
+        self.max_lines = max(1, max_lines)
+        self.prefix_brackets = ctx.open_brackets
+        spec = ctx.spec
+        self.char_literals = spec is not None and spec.char_literal is not None
+        self.reset()
+
+    def reset(self) -> None:
+        self.line_index = 0
+        self.line_start = 0
+        self.state = self.ctx.lex_state.copy()
+        self.state.carried = self.state.mode == STRING
+        self.own: list[str] = []
+        """Brackets the suggestion opened and has not closed yet."""
+        self.closed = 0
+        """Brackets open before the cursor that the suggestion closed."""
+        self.first_line_blank = False
+        self.previous_line: str | None = None
+        self.pending: tuple[int, int] | None = None
+        """(line index, cut) of a trivial line equal to the suffix's next line, confirmed by the following line."""
+        self.done: int | None = None
+
+    def feed(self, text: str, final: bool) -> int | None:
+        """Cut index for ``text`` (the whole suggestion so far), or None to keep all of it."""
+        if self.line_start > len(text) or (self.line_start and text[self.line_start - 1] != "\n"):
+            self.reset()  # not a continuation of what was seen: start over
+        if self.done is not None:
+            return self.done if self.done <= len(text) else None
+        while True:
+            newline = text.find("\n", self.line_start)
+            if newline < 0:
+                break
+            cut = self._line(text, self.line_start, newline, complete=True, commit=True)
+            if cut is None:
+                if not self.ctx.multiline:
+                    cut = newline
+                else:
+                    lines_so_far = self.line_index + 2 - (1 if self.first_line_blank else 0)
+                    if lines_so_far > self.max_lines:
+                        cut = newline  # the line starting here would be one too many
+            if cut is not None:
+                self.done = cut
+                return cut
+            self.line_start = newline + 1
+            self.line_index += 1
+        cut = self._line(text, self.line_start, len(text), complete=final, commit=final)
+        if cut is not None:
+            self.done = cut
+        return cut
+
+    def _line(self, text: str, start: int, end: int, *, complete: bool, commit: bool) -> int | None:
+        ctx = self.ctx
+        index = self.line_index
+        state = self.state if commit else self.state.copy()
+        own = self.own if commit else list(self.own)
+        closed = self.closed
+        whole_line = start - 1 if index > 0 else 0  # cut that removes this line and the newline before it
+        line = text[start:end]
+        stripped = line.strip()
+
+        inside_brackets = bool(own) or closed < len(self.prefix_brackets)
+        if (
+            ctx.multiline
+            and ctx.block_indent >= 0
+            and index > 0
+            and stripped
+            and state.mode == CODE
+            and not inside_brackets
+            and indent_width(line) < ctx.block_indent
+        ):
+            return whole_line
+
+        stop_after_line = False
+        # The newline goes through the lexer too: it ends line comments and one-line strings.
+        scan_end = end + 1 if end < len(text) else end
+        for position, char in self.lexer.scan(text, state, start, scan_end):
+            if char in OPENERS:
+                own.append(char)
+                continue
+            if not complete and self.char_literals and position >= end - 2:
+                # `'}` may yet become the char literal `'}'`: wait for the next token.
+                if "'" in text[max(start, position - 2) : position]:
+                    return None
+            if char not in CLOSERS:
+                if char == STRING_CLOSED and ctx.suffix_closes_string:
+                    return self._cut_at(text, start, position, whole_line)
+                continue
+            if own:
+                if own[-1] == MATCHING[char]:
+                    own.pop()
+                    continue
+                return self._cut_at(text, start, position, whole_line)
+            if closed >= len(self.prefix_brackets) or self.prefix_brackets[-1 - closed] != MATCHING[char]:
+                return self._cut_at(text, start, position, whole_line)
+            if closed < ctx.suffix_closes:
+                return self._cut_at(text, start, position, whole_line)
+            closed += 1
+            if ctx.multiline:
+                stop_after_line = True
+
+        if not complete:
+            return None
+
+        full = (ctx.line_before + line).strip() if index == 0 else stripped
+        pending, self.pending = self.pending, None
+        if pending is not None and pending[0] == index - 1:
+            if len(ctx.next_lines) > 1 and full == ctx.next_lines[1] and significant(full):
+                return pending[1]
+        if ctx.next_lines and full == ctx.next_lines[0]:
+            if significant(full):
+                return whole_line
+            if commit:
+                self.pending = (index, whole_line)
+        if index > 0 and significant(stripped) and stripped == self.previous_line:
+            return whole_line
+        if stop_after_line:
+            return end
+        if commit:
+            self.closed = closed
+            if index == 0:
+                self.first_line_blank = not stripped
+            if stripped:
+                self.previous_line = stripped
+        return None
+
+    @staticmethod
+    def _cut_at(text: str, line_start: int, position: int, whole_line: int) -> int:
+        # A closer that starts its line takes the whole line (and its indentation) with it.
+        return whole_line if not text[line_start:position].strip() and line_start > 0 else position
+
+
+def make_stop_checker(ctx: CompletionContext, max_lines: int) -> Callable[[str], int | None]:
+    """A ``should_stop`` callback for GenerationRequest: the cut index once the line rules end the suggestion.
+
+    Call it with the whole text generated so far after each token. It is incremental: each call
+    re-reads only the current line. It never cuts anything :func:`postprocess` would keep.
+    """
+    walker = _Walker(ctx, max_lines)
+
+    def should_stop(text: str) -> int | None:
+        return walker.feed(text, final=False)
+
+    return should_stop
+
+
+def postprocess(raw: str, ctx: CompletionContext, *, max_lines: int, truncated: bool = False) -> str | None:
+    """The part of ``raw`` worth showing at the cursor, or None when nothing is.
+
+    ``truncated``: generation stopped on the token limit or the time budget, so the last line of a
+    multi-line suggestion may be unfinished and is dropped.
+    """
+    if not raw:
+        return None
+    text = raw.replace("\r\n", "\n")
+    cut = _Walker(ctx, max_lines).feed(text, final=True)
+    if cut is not None:
+        text = text[:cut]
+    if truncated and ctx.multiline and "\n" in text.strip("\n"):
+        text = text[: text.rfind("\n")]
+    text = _strip_trailing_whitespace(text)
+    text = _strip_line_after_overlap(text, ctx)
+    text = _strip_trailing_whitespace(_cut_unbalanced(text, ctx))
+    if not text.strip():
+        return None
+    if _repeats_recent_lines(text, ctx):
+        return None
+    return _parse_check(text, ctx)
+
+
+def _strip_trailing_whitespace(text: str) -> str:
+    if "\n" not in text:
+        return text.rstrip()
+    return "\n".join(line.rstrip() for line in text.split("\n")).rstrip()
+
+
+def _strip_line_after_overlap(text: str, ctx: CompletionContext) -> str:
+    """Do not repeat the rest of the cursor line: cut where it starts, or strip the start of it off the end.
+
+    ``compute(█, flag=True)`` with ``data, flag=True`` gives ``data``; ``if x█:`` with `` > 0:`` gives
+    `` > 0``. A piece holding a closer is left to the bracket rule (which knows whether the suggestion
+    opened that bracket itself), and a short word is not taken for an overlap.
+    """
+    after = ctx.line_after.strip()
+    if not after or not text or "\n" in text:
+        return text
+    if significant(after):
+        found = text.find(after)
+        if found >= 0:
+            return text[:found].rstrip()
+    for size in range(min(len(after), len(text)), 0, -1):
+        piece = after[:size]
+        if not text.endswith(piece) or any(char in CLOSERS for char in piece):
+            continue
+        if significant(piece) or not any(char.isalnum() for char in piece):
+            return text[: -len(piece)].rstrip()
+    return text
+
+
+def _cut_unbalanced(text: str, ctx: CompletionContext) -> str:
+    """Cut brackets the suggestion opens and leaves open where they would do harm.
+
+    Multi-line: back to the last line before the first unclosed opener (a block cut short by
+    ``max_lines`` or the time budget is dropped); if that opener is on the first line, nothing is
+    left. Single-line: back to before the first unclosed opener when the text after the cursor
+    closes brackets (it would close the suggestion's instead); a line that ends by opening a
+    bracket with nothing after the cursor (``if (x) {``, ``items = [``) is kept.
+    """
+    state = ctx.lex_state.copy()
+    state.carried = state.mode == STRING
+    own: list[tuple[str, int]] = []
+    balanced_line_end = -1  # the last newline at which everything the suggestion opened was closed
+    start = 0
+    while start <= len(text):
+        newline = text.find("\n", start)
+        end = len(text) if newline < 0 else newline
+        for position, char in ctx.lexer.scan(text, state, start, end if newline < 0 else newline + 1):
+            if char in OPENERS:
+                own.append((char, position))
+            elif char in CLOSERS and own and own[-1][0] == MATCHING[char]:
+                own.pop()
+        if newline < 0:
+            break
+        if not own:
+            balanced_line_end = newline
+        start = newline + 1
+    if not own:
+        return text
+    if ctx.multiline:
+        if balanced_line_end <= 0 or not text[:balanced_line_end].strip():
+            return ""
+        return text[:balanced_line_end]
+    if ctx.suffix_closes > 0:
+        return text[: own[0][1]]
+    return text
+
+
+REPEAT_MIN_CHARS = 6
+"""Shorter lines (``pass``, ``i++;``, ``break``) legitimately recur and never count as repeats."""
+
+
+def _repeats_recent_lines(text: str, ctx: CompletionContext) -> bool:
+    """The model copied what is just above the cursor: every meaningful line is one of the last lines."""
+    if not ctx.recent_lines:
+        return False
+    lines = text.split("\n")
+    if lines[0].strip():
+        lines[0] = ctx.line_before + lines[0]
+    meaningful = [line.strip() for line in lines if significant(line.strip())]
+    return (
+        bool(meaningful)
+        and any(len(line) >= REPEAT_MIN_CHARS for line in meaningful)
+        and all(line in ctx.recent_lines for line in meaningful)
+    )
+
+
+def _parse_check(text: str, ctx: CompletionContext) -> str | None:
+    """Keep the longest line prefix of the suggestion that does not make the window parse worse.
+
+    If the window parsed cleanly, prefix+suggestion+suffix must too; otherwise the suggestion may
+    not add error nodes. Each check parses the window-sized text (a few milliseconds at most).
+    """
+    spec = ctx.spec
+    if spec is None:
+        return text
+    allowed = 0 if ctx.parsed_ok else ctx.window_errors
+
+    def acceptable(candidate: str) -> bool:
+        tree = languages.parse(spec, ctx.parse_prefix + candidate + ctx.parse_suffix)
+        return languages.count_errors(tree.root_node, limit=allowed + 1) <= allowed
+
+    if acceptable(text):
+        return text
+    lines = text.split("\n")
+    tried = {text}
+    for keep in range(len(lines) - 1, 0, -1):
+        # A shorter suggestion must still close what it opens.
+        candidate = _strip_trailing_whitespace(_cut_unbalanced("\n".join(lines[:keep]), ctx))
+        if not candidate.strip():
+            continue
+        if candidate not in tried and acceptable(candidate):
+            return candidate
+        tried.add(candidate)
+    return None

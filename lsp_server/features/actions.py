@@ -1,0 +1,341 @@
+"""Code actions on a selection — explain, refactor, reviews — and the commands behind them.
+
+Explain and refactor run on the local model; reviews are critical and go to
+the cloud when the router allows it.  `gearshift.escalate` re-runs the last
+(or a given) request on the cloud on purpose.  The router in
+``lsp_server.cloud`` is the only place that decides what leaves the machine;
+this module only asks it and shows its label with every answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from lsprotocol import types
+from pygls.capabilities import get_capability
+
+from lsp_server.cloud.client import CloudService
+from lsp_server.cloud.prompts import build_prompt, extract_code_block
+from lsp_server.completion import languages
+from lsp_server.documents import DocumentError, offset_at, open_document
+from lsp_server.errors import CloudError, GearshiftError
+from lsp_server.inference.chat import format_chat
+from lsp_server.inference.types import CancelToken, GenerationRequest
+
+log = logging.getLogger(__name__)
+
+KIND_EXPLAIN = types.CodeActionKind("quickfix.gearshift.explain")
+KIND_REFACTOR = types.CodeActionKind("refactor.rewrite.gearshift")
+KIND_REVIEW = types.CodeActionKind("source.gearshift.review")
+
+# command -> (task, title, code action kind)
+ACTIONS: dict[str, tuple[str, str, types.CodeActionKind]] = {
+    "gearshift.explain": ("explain", "Gearshift: Explain selection", KIND_EXPLAIN),
+    "gearshift.refactor": ("refactor", "Gearshift: Refactor selection…", KIND_REFACTOR),
+    "gearshift.review": ("review_data_race", "Gearshift: Review for data races (cloud)", KIND_REVIEW),
+    "gearshift.reviewSecurity": ("review_security", "Gearshift: Security review (cloud)", KIND_REVIEW),
+}
+REVIEW_KINDS = {"data_race": "review_data_race", "security": "review_security"}
+
+
+@dataclass(frozen=True)
+class ActionRequest:
+    """A task on a selection, as first asked (kept so `gearshift.escalate` can re-run it)."""
+
+    task: str
+    uri: str
+    range: types.Range
+    selection: str
+    language: str | None
+    path: str | None
+    version: int | None
+    instruction: str | None = None
+
+
+def _arg(args: tuple, key: str, default: Any = None) -> Any:
+    if not args:
+        return default
+    first = args[0]
+    if isinstance(first, dict):
+        return first.get(key, default)
+    return getattr(first, key, default)
+
+
+def _range_from(value: Any) -> types.Range:
+    if isinstance(value, types.Range):
+        return value
+    try:
+        start, end = value["start"], value["end"]
+        return types.Range(
+            start=types.Position(line=int(start["line"]), character=int(start["character"])),
+            end=types.Position(line=int(end["line"]), character=int(end["character"])),
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise DocumentError(f"Expected a range {{start: {{line, character}}, end: ...}}, got {value!r}") from exc
+
+
+def selection_request(ls, task: str, args: tuple) -> ActionRequest:
+    """Validate the command's `{uri, range}` argument and read the selected text."""
+    uri = _arg(args, "uri")
+    if not isinstance(uri, str):
+        raise DocumentError("Expected arguments [{uri, range}] naming the selection")
+    document = open_document(ls.workspace, uri)
+    selected = _range_from(_arg(args, "range"))
+    start, end = offset_at(document, selected.start), offset_at(document, selected.end)
+    if end < start:
+        start, end = end, start
+    text = document.source[start:end]
+    if not text.strip():
+        raise GearshiftError("Select the code first: the selection is empty")
+    return ActionRequest(
+        task=task, uri=uri, range=selected, selection=text,
+        language=document.language_id, path=document.path, version=document.version,
+        instruction=_arg(args, "instruction"),
+    )
+
+
+class ActionRunner:
+    """Runs one task locally or on the cloud, as the router decides, reporting progress."""
+
+    def __init__(self, ls) -> None:
+        self.ls = ls
+
+    async def run(self, request: ActionRequest, *, escalate: bool = False) -> dict[str, Any]:
+        ls = self.ls
+        spec = languages.resolve(request.language, request.path)
+        if request.task == "refactor" and spec is None:
+            raise GearshiftError(
+                f"Refactor needs a language Gearshift can parse to check the result; "
+                f"{request.language or 'this file type'} is not one (Python, JavaScript, TypeScript, Go, Rust, C, C++, Java)"
+            )
+        model = ls.settings.models.default_model
+        engine = await ls.tiers.get(model, purpose="chat")
+        n_tokens = engine.count_tokens(request.selection)
+        limit = ls.settings.actions.max_selection_tokens
+        if n_tokens > limit:
+            raise GearshiftError(
+                f"The selection is {n_tokens} tokens; Gearshift handles up to {limit} "
+                f"(gearshift.actions.maxSelectionTokens). Select less; nothing was sent or truncated."
+            )
+        language_name = spec.name if spec is not None else (request.language or "text")
+        prompt = build_prompt(request.task, request.selection, language=language_name, instruction=request.instruction)
+        decision = ls.cloud.route(
+            request.task, file_path=request.path, text=request.selection,
+            explicit_escalation=escalate, local_model=model,
+        )
+        ls.last_action = request
+        async with self.progress(f"Gearshift: {request.task.replace('_', ' ')}") as report:
+            answer_text, source, used_model, note = None, "local", model, ""
+            if decision.is_cloud:
+                try:
+                    cloud_answer = await ls.cloud.ask(
+                        decision, task=request.task, system=prompt.system, prompt=prompt.user,
+                        file_name=request.path, on_text=lambda _t: report("receiving from the cloud"),
+                    )
+                    answer_text, source, used_model = cloud_answer.text, "cloud", cloud_answer.model
+                except CloudError as exc:
+                    note = f"Cloud unavailable ({exc}); answered by the local model instead."
+                    ls.log_to_client(f"Gearshift: {note}", types.MessageType.Warning)
+            if answer_text is None:
+                answer_text = await self.local_answer(engine, prompt.system, prompt.user, report)
+        label = decision.label if source == "cloud" else f"local ({model})"
+        if not decision.is_cloud and decision.critical:
+            note = note or f"Not sent to the cloud: {decision.reason}."
+        return {
+            "task": request.task, "answer": answer_text, "source": source, "model": used_model,
+            "label": label, "note": note, "routeReason": decision.reason,
+        }
+
+    async def local_answer(self, engine, system: str, user: str, report) -> str:
+        chat = format_chat(engine.metadata, system, user)
+        produced = 0
+
+        def on_step(text: str) -> None:
+            nonlocal produced
+            produced += 1
+            if produced % 16 == 0:
+                report(f"{produced} tokens")
+            return None
+
+        token = CancelToken()
+        try:
+            result = await engine.generate(
+                GenerationRequest(prompt=chat.text, max_tokens=self.ls.settings.actions.max_tokens,
+                                  stop=list(chat.stop), should_stop=on_step),
+                token,
+            )
+        except asyncio.CancelledError:
+            token.cancel()
+            raise
+        return result.text.strip()
+
+    def progress(self, title: str):
+        return _Progress(self.ls, title)
+
+
+class _Progress:
+    """Server-initiated `$/progress` when the client supports it; a no-op otherwise."""
+
+    def __init__(self, ls, title: str) -> None:
+        self.ls, self.title = ls, title
+        self.token: str | None = None
+        self.loop = asyncio.get_running_loop()
+
+    async def __aenter__(self):
+        if get_capability(self.ls.client_capabilities, "window.work_done_progress", False):
+            self.token = str(uuid.uuid4())
+            try:
+                await self.ls.work_done_progress.create_async(self.token)
+                self.ls.work_done_progress.begin(
+                    self.token, types.WorkDoneProgressBegin(title=self.title, cancellable=False)
+                )
+            except Exception:  # a client that refuses progress still gets its answer
+                self.token = None
+        return self.report
+
+    def report(self, message: str) -> None:
+        if self.token is None:
+            return
+
+        def send() -> None:
+            self.ls.work_done_progress.report(self.token, types.WorkDoneProgressReport(message=message))
+
+        self.loop.call_soon_threadsafe(send)
+
+    async def __aexit__(self, *exc) -> None:
+        if self.token is not None:
+            self.ls.work_done_progress.end(self.token, types.WorkDoneProgressEnd())
+
+
+def _answer_markdown(result: dict[str, Any], title: str) -> dict[str, Any]:
+    note = f"\n\n> {result['note']}" if result.get("note") else ""
+    return {
+        "title": title,
+        "markdown": f"**{title}** · {result['label']}\n\n{result['answer']}{note}",
+        "source": result["source"],
+        "model": result["model"],
+        "routeReason": result["routeReason"],
+    }
+
+
+async def _apply_refactor(ls, request: ActionRequest, answer: str) -> dict[str, Any]:
+    code = extract_code_block(answer, allow_bare=False)
+    if code is None:
+        return {"applied": False, "message": "The model did not return a complete code block; nothing changed."}
+    document = open_document(ls.workspace, request.uri)
+    if document.version != request.version:
+        return {"applied": False, "message": "The document changed while refactoring; nothing changed."}
+    start, end = offset_at(document, request.range.start), offset_at(document, request.range.end)
+    original = document.source
+    if request.selection.endswith("\n") and not code.endswith("\n"):
+        code += "\n"
+    elif not request.selection.endswith("\n"):
+        code = code.rstrip("\n")
+    updated = original[:start] + code + original[end:]
+    spec = languages.resolve(request.language, request.path)
+    errors_before = languages.count_errors(languages.parse(spec, original).root_node)
+    errors_after = languages.count_errors(languages.parse(spec, updated).root_node)
+    if errors_after > errors_before:
+        return {"applied": False, "message": "The refactored code does not parse; nothing changed."}
+    if code == request.selection:
+        return {"applied": False, "message": "The model proposed no change."}
+    edit = types.WorkspaceEdit(
+        document_changes=[
+            types.TextDocumentEdit(
+                text_document=types.OptionalVersionedTextDocumentIdentifier(uri=request.uri, version=request.version),
+                edits=[types.TextEdit(range=request.range, new_text=code)],
+            )
+        ]
+    )
+    response = await ls.workspace_apply_edit_async(
+        types.ApplyWorkspaceEditParams(edit=edit, label="Gearshift refactor")
+    )
+    if not response.applied:
+        return {"applied": False, "message": f"The editor refused the edit: {response.failure_reason or 'no reason'}"}
+    return {"applied": True, "message": "Refactored; the file still parses."}
+
+
+def register(server) -> None:
+    server.last_action = None
+    server.cloud = CloudService(server.settings.cloud, logger=logging.getLogger("gearshift.cloud"))
+
+    @server.feature(
+        types.TEXT_DOCUMENT_CODE_ACTION,
+        types.CodeActionOptions(code_action_kinds=[KIND_EXPLAIN, KIND_REFACTOR, KIND_REVIEW], resolve_provider=True),
+    )
+    def code_actions(ls, params: types.CodeActionParams) -> list[types.CodeAction]:
+        if params.range.start == params.range.end:
+            return []  # actions act on a selection
+        wanted = params.context.only
+        actions = []
+        for command, (task, title, kind) in ACTIONS.items():
+            if wanted and not any(kind.value.startswith(w.value) for w in wanted):
+                continue
+            data = {"command": command, "uri": params.text_document.uri,
+                    "range": {"start": {"line": params.range.start.line, "character": params.range.start.character},
+                              "end": {"line": params.range.end.line, "character": params.range.end.character}}}
+            actions.append(types.CodeAction(title=title, kind=kind, data=data))
+        return actions
+
+    @server.feature(types.CODE_ACTION_RESOLVE)
+    def resolve_code_action(ls, action: types.CodeAction) -> types.CodeAction:
+        data = action.data or {}
+        command = data.get("command")
+        if command not in ACTIONS:
+            return action
+        argument = {"uri": data.get("uri"), "range": data.get("range")}
+        action.command = types.Command(title=action.title, command=command, arguments=[argument])
+        return action
+
+    def on_settings(ls) -> None:
+        ls.cloud.update_settings(ls.settings.cloud)
+
+    server.settings_listeners.append(on_settings)
+
+    async def answer(ls, task: str, args: tuple, title: str) -> dict[str, Any]:
+        request = selection_request(ls, task, args)
+        result = await ActionRunner(ls).run(request)
+        return _answer_markdown(result, title)
+
+    @server.command("gearshift.explain")
+    async def explain(ls, *args) -> dict[str, Any]:
+        return await answer(ls, "explain", args, "Explanation")
+
+    @server.command("gearshift.review")
+    async def review(ls, *args) -> dict[str, Any]:
+        kind = REVIEW_KINDS.get(_arg(args, "kind", "data_race"))
+        if kind is None:
+            raise GearshiftError(f"Unknown review kind {_arg(args, 'kind')!r}; use data_race or security")
+        return await answer(ls, kind, args, "Data-race review" if kind == "review_data_race" else "Security review")
+
+    @server.command("gearshift.reviewSecurity")
+    async def review_security(ls, *args) -> dict[str, Any]:
+        return await answer(ls, "review_security", args, "Security review")
+
+    @server.command("gearshift.refactor")
+    async def refactor(ls, *args) -> dict[str, Any]:
+        request = selection_request(ls, "refactor", args)
+        result = await ActionRunner(ls).run(request)
+        outcome = await _apply_refactor(ls, request, result["answer"])
+        return {**outcome, "source": result["source"], "model": result["model"], "note": result["note"]}
+
+    @server.command("gearshift.escalate")
+    async def escalate(ls, *args) -> dict[str, Any]:
+        if args and _arg(args, "uri") is not None:
+            request = selection_request(ls, _arg(args, "task", "explain"), args)
+            if request.task == "review":
+                request = replace(request, task="review_data_race")
+        elif ls.last_action is not None:
+            request = ls.last_action
+        else:
+            raise GearshiftError("Nothing to escalate yet: run Explain, Refactor or Review on a selection first")
+        # When the router keeps it local (no key, local-only, never_send), the answer says so and why.
+        result = await ActionRunner(ls).run(request, escalate=True)
+        if request.task == "refactor":
+            outcome = await _apply_refactor(ls, request, result["answer"])
+            return {**outcome, "source": result["source"], "model": result["model"], "note": result["note"]}
+        return _answer_markdown(result, f"{request.task.replace('_', ' ').capitalize()} (escalated)")
