@@ -101,30 +101,47 @@ _TOKEN_PATTERNS: list[tuple[str, re.Pattern[str], int | str]] = [
 ]
 
 # -- assignments ------------------------------------------------------------------------------------
+# A name is secret when its last word is a secret word (db_password, clientSecret, GITHUB_TOKEN, apiKey,
+# SECRET_KEY, aws_secret_access_key), possibly followed by a neutral suffix (_KEY, _VALUE, _PROD, _B64, 2).
+# Names where a secret word is followed by what describes it are not secrets: password_field, TOKEN_TYPE,
+# apiKeyLocation, max_tokens, tokenizer, secretlint.
 
-_SECRET_WORD = (
-    r"(?:passw(?:or)?d|passphrase|secret|token|api[_-]?key|apikey|private[_-]?key|access[_-]?key|auth[_-]?key)"
-)
-# Names that contain a secret word but name something that is not a secret.
-_NOT_SECRET_NAME = re.compile(
-    r"(?i)tokeni[sz]|tokens(?:\b|_)|(?:^|[_-])(?:max|min|num|n)[_-]?tokens?|"
-    r"(?:token|secret|passw(?:or)?d|key)[_-]?(?:count|type|len|length|limit|budget|index|idx|field|label|"
-    r"name|names|prompt|hint|placeholder|policy|regex|pattern|file|path|dir|env|var|header|id|ids|ref|arn|url|"
-    r"uri|endpoint|ttl|expiry|expires|expires_at|kind|format)\b"
-)
-_NAME = rf"[A-Za-z0-9_.-]*{_SECRET_WORD}[A-Za-z0-9_.-]*"
+# Prefilter only; ``_secret_word`` decides.
+_SECRET_HINT = r"(?:pass|pwd|secret|token|key)"
+_NAME = rf"[A-Za-z0-9_.-]*{_SECRET_HINT}[A-Za-z0-9_.-]*"
+
+_SECRET_WORDS = {
+    "password": "password", "passwd": "password", "passphrase": "password",
+    "secret": "secret", "token": "token",
+    "apikey": "api_key", "accesskey": "api_key", "authkey": "api_key", "privatekey": "private_key",
+}
+_UPPER_ONLY_SECRET_WORDS = {"pass": "password", "pwd": "password"}  # DB_PASS, SMTP_PWD; not first_pass, pwd
+_COMPOUND_SECRET_WORDS = {("api", "key"): "api_key", ("access", "key"): "api_key", ("auth", "key"): "api_key",
+                          ("private", "key"): "private_key"}
+_NEUTRAL_SUFFIXES = {"key", "value", "val", "str", "string", "b64", "base64", "hash", "base", "raw", "plain",
+                     "plaintext", "prod", "production", "dev", "staging", "test", "live", "enc", "encoded",
+                     "encrypted", "bytes"}
+# "token" alone is everywhere in lexers, parsers and ML code (`token == "with"`, `eos_token = "</s>"`); a
+# token name counts when it says which kind of credential it is, is an UPPER_CASE constant, or the value
+# looks like a credential.
+_CREDENTIAL_TOKEN_QUALIFIERS = {
+    "access", "auth", "api", "bearer", "refresh", "session", "csrf", "xsrf", "id", "github", "gh", "gitlab",
+    "slack", "npm", "pypi", "hf", "huggingface", "oauth", "jwt", "client", "bot", "app", "service", "deploy",
+    "personal", "private", "webhook", "discord", "telegram", "sentry", "vault", "secret",
+}
+_WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 
 # NAME <op> "literal" in any language: Python/JS/TS/Go/Ruby/PHP (=, :=, ==, =>), JSON/YAML/JS objects (:),
 # with an optional type annotation (Python `x: str = "..."`, TS `x: string = "..."`, Go `var x string = "..."`).
 _QUOTED_ASSIGNMENT = re.compile(
-    rf"(?i)(?P<name>(?<![\w.:-]){_NAME})[\"'`\]]*"
+    rf"(?i)(?P<name>(?<![\w.:/@-]){_NAME})[\"'`\]]*"
     r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.\[\], |]*?(?=[ \t]*=))?"
     r"(?:[ \t]+[A-Za-z_][\w.\[\]]*(?=[ \t]*=))?"
     r"[ \t]*(?P<op>===|!==|==|!=|:=|=>|=|:)[ \t]*"
     r"(?:[bru]|rb|br)?(?P<quote>\"\"\"|'''|[\"'`])(?P<secret>(?:(?!(?P=quote))[^\\\n]|\\.)+?)(?P=quote)"
 )
 
-# .env / shell: NAME=value or export NAME=value, unquoted, at the start of a line, no spaces around "=".
+# .env / shell / .properties: NAME=value or export NAME=value, unquoted, at the start of a line, no spaces.
 _ENV_ASSIGNMENT = re.compile(
     rf"(?im)^[ \t]*(?:export[ \t]+|set[ \t]+)?(?P<name>{_NAME})=(?P<secret>[^\s\"'`$#()\[\]{{}};,]+)[ \t]*(?:#.*)?$"
 )
@@ -136,49 +153,47 @@ _BARE_ASSIGNMENT = re.compile(
     r"(?P<secret>[^\s\"'`$&*!|>{\[(#%][^\n#]*?)[ \t]*(?:[ \t]#.*)?$"
 )
 
-# Values that are plainly not secrets: type names, identifiers and expressions, template placeholders.
+_COMPARISON_OPS = frozenset({"==", "!=", "===", "!=="})
+
+# Values that are plainly not secrets.
 _TYPE_LIKE = re.compile(
     r"^(?:str|string|int|integer|bool|boolean|bytes|float|number|any|unknown|object|none|null|nil|true|false|"
     r"optional|secretstr|secretbytes|required|undefined|~)$",
     re.IGNORECASE,
 )
-_EXPRESSION_LIKE = re.compile(r"[=()\[\]{},|;]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Za-z]*$|^<[^>]*>$")
-# `"password=" + pw + "!"`: the "value" between two string literals is code.
-_CONCATENATION = re.compile(r"^\s*[+.,)]")
-_PLACEHOLDER_LIKE = re.compile(r"^(?:\[REDACTED:\w+\]|[*xX•.:/-]+|<\|?[\w|/ -]*\|?>|\$\{[^}]*\}|\{\{[^}]*\}\}|%\(?\w*\)?s)$")
-
-
-def _assignment_kind(name: str) -> str:
-    lowered = name.lower()
-    if "pass" in lowered:
-        return "password"
-    if "private" in lowered:
-        return "private_key"
-    if "secret" in lowered:
-        return "secret"
-    if "token" in lowered:
-        return "token"
-    return "api_key"
-
-
-# "token" alone is everywhere in lexers, parsers and ML code (`token == "with"`, `Token: "#ccc"`,
-# `eos_token = "</s>"`): a name whose only secret word is "token" counts when it says what kind of token
-# (access_token, GITHUB_TOKEN, HF_TOKEN) or when the value looks like a credential.
-_OTHER_SECRET_WORD = re.compile(
-    r"(?i)passw(?:or)?d|passphrase|secret|api[_-]?key|apikey|private[_-]?key|access[_-]?key|auth[_-]?key"
-)
-_CREDENTIAL_TOKEN_NAME = re.compile(
-    r"(?i)(?:access|auth|api|bearer|refresh|session|csrf|xsrf|id|github|gh|gitlab|slack|npm|pypi|hf|"
-    r"huggingface|oauth|jwt|client|bot|app|service|deploy|personal|private|webhook|discord|telegram|"
-    r"sentry|vault)[_.-]?token"
-)
-_COMPARISON_OPS = frozenset({"==", "!=", "===", "!=="})
-
-
-# Values that name something rather than being a secret: ENV_VAR_NAMES, snake_case_keys, dotted.config.keys.
+# ENV_VAR_NAMES, snake_case_keys and dotted.config.keys name a secret rather than being one.
 _NAME_LIKE_VALUE = re.compile(r"^(?:[A-Z][A-Z0-9]*(?:_[A-Z0-9]+)+|[a-z]+(?:_[a-z]+)+|[a-z_]+(?:\.[a-z_]+)+)$")
+# Unquoted values that are code: calls, indexing, attribute paths, ClassNames, camelCaseNames, <placeholders>.
+_EXPRESSION_LIKE = re.compile(
+    r"[=()\[\]{},|;]|^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+$|^[A-Z][A-Za-z]*$|^[a-z]+(?:[A-Z][a-z]*)+$|^<[^>]*>$"
+)
 # A string after ":" that is a class name is a forward-reference annotation: `private_key: "_RSAPrivateKey"`.
 _TYPE_REFERENCE = re.compile(r"^_?[A-Z][A-Za-z]*(?:\.[A-Za-z_]+)*$")
+# `"password=" + pw + "!"`: the "value" between two string literals is code.
+_CONCATENATION = re.compile(r"^\s*[+.,)]")
+_PLACEHOLDER_LIKE = re.compile(
+    r"^(?:\[REDACTED:\w+\]|[*xX•.:/-]+|<\|?[\w|/ -]*\|?>|\$\{[^}]*\}|\{\{[^}]*\}\}|%\(?\w*\)?s)$"
+)
+
+
+def _secret_word(segment: str) -> tuple[str, bool] | None:
+    """(kind, qualified) when the name's last word is a secret word; qualified says the token is a credential."""
+    words = [word.lower() for word in _WORDS.findall(segment)]
+    upper = segment.isupper()
+    while words:
+        if len(words) >= 2 and (words[-2], words[-1]) in _COMPOUND_SECRET_WORDS:
+            return _COMPOUND_SECRET_WORDS[(words[-2], words[-1])], True
+        last = words[-1]
+        kind = _SECRET_WORDS.get(last) or (_UPPER_ONLY_SECRET_WORDS.get(last) if upper else None)
+        if kind == "token":
+            return kind, upper or (len(words) >= 2 and words[-2] in _CREDENTIAL_TOKEN_QUALIFIERS)
+        if kind is not None:
+            return kind, True
+        if len(words) > 1 and (last in _NEUTRAL_SUFFIXES or last.isdigit()):
+            words.pop()
+            continue
+        return None
+    return None
 
 
 def _looks_like_credential(value: str) -> bool:
@@ -190,35 +205,42 @@ def _looks_like_credential(value: str) -> bool:
     )
 
 
-def _assignment_spans(text: str) -> Iterator[_Span]:
-    def accept(match: re.Match[str], *, bare: bool) -> bool:
-        value, name = match.group("secret"), match.group("name")
-        last_segment = name.rsplit(".", 1)[-1]  # Token.Keyword is an attribute path; config.password is not
-        if not re.search(_SECRET_WORD, last_segment, re.IGNORECASE) or _NOT_SECRET_NAME.search(name):
-            return False
-        if _PLACEHOLDER_LIKE.match(value) or _CONCATENATION.match(value) or _NAME_LIKE_VALUE.match(value):
-            return False
-        if bare and (_TYPE_LIKE.match(value) or _EXPRESSION_LIKE.search(value) or " " in value.strip()):
-            return False
-        op = match.groupdict().get("op")
-        if op in _COMPARISON_OPS and _assignment_kind(name) != "password":
-            return False  # `if token == "with"` is parsing; `if password == "admin"` is a hardcoded password
-        if op == ":" and _TYPE_REFERENCE.match(value):
-            return False
-        if not _OTHER_SECRET_WORD.search(name) and not _looks_like_credential(value):
-            # Only "token" in the name: GITHUB_TOKEN, TOKEN, access_token count; TOKEN_EOF, eos_token do not.
-            names_a_credential = last_segment.isupper() or _CREDENTIAL_TOKEN_NAME.search(last_segment)
-            if not (names_a_credential and last_segment.lower().endswith("token")):
-                return False
-        return len(value) >= (4 if not bare else 3)
+def _assignment_kind(match: re.Match[str], *, bare: bool) -> str | None:
+    """The kind of secret this assignment holds, or None when it is not one."""
+    value, name = match.group("secret"), match.group("name")
+    segment = name.rsplit(".", 1)[-1]  # Token.Keyword is an attribute path; config.password is not
+    found = _secret_word(segment)
+    if found is None:
+        return None
+    kind, qualified = found
+    if len(value) < (3 if bare else 4) or value.lower() in (segment.lower(), kind, *_SECRET_WORDS):
+        return None  # `password: "password"` is an enum, `Name = "name"` a constant
+    if _PLACEHOLDER_LIKE.match(value) or _CONCATENATION.match(value) or _NAME_LIKE_VALUE.match(value):
+        return None
+    if _TYPE_LIKE.match(value):
+        return None
+    if bare and (_EXPRESSION_LIKE.search(value) or " " in value.strip()):
+        return None
+    op = match.groupdict().get("op")
+    if op in _COMPARISON_OPS and kind != "password":
+        return None  # `if token == "with"` is parsing; `if password == "admin"` is a hardcoded password
+    if op == ":" and _TYPE_REFERENCE.match(value):
+        return None
+    if kind == "token" and not _looks_like_credential(value):
+        if not qualified or re.search(r"\s", value):
+            return None
+    return kind
 
+
+def _assignment_spans(text: str) -> Iterator[_Span]:
     for priority, (regex, bare) in enumerate(
         [(_QUOTED_ASSIGNMENT, False), (_ENV_ASSIGNMENT, True), (_BARE_ASSIGNMENT, True)], start=100
     ):
         for match in regex.finditer(text):
-            if accept(match, bare=bare):
+            kind = _assignment_kind(match, bare=bare)
+            if kind is not None:
                 start, end = match.span("secret")
-                yield _Span(start, end, _assignment_kind(match.group("name")), priority)
+                yield _Span(start, end, kind, priority)
 
 
 def _token_spans(text: str) -> Iterator[_Span]:

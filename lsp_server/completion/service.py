@@ -121,7 +121,9 @@ class CompletionService:
             time_to_first_token_ms=round(result.time_to_first_token_s * 1000, 1),
             generated_tokens=result.n_generated_tokens,
             stop_reason=result.stop_reason,
-            shift_reason=shift.reason if shift else None,
+            shift={"reason": shift.reason, "shiftTo": shift.to_rung, "shiftDirection": shift.direction}
+            if shift
+            else None,
         )
         if result.stop_reason == "cancelled":
             outcome.hidden_reason = "cancelled"

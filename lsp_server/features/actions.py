@@ -28,12 +28,13 @@ from lsp_server.inference.types import CancelToken, GenerationRequest
 
 log = logging.getLogger(__name__)
 
-KIND_EXPLAIN = types.CodeActionKind("quickfix.gearshift.explain")
-KIND_REFACTOR = types.CodeActionKind("refactor.rewrite.gearshift")
-KIND_REVIEW = types.CodeActionKind("source.gearshift.review")
+# Our own sub-kinds of the standard ones, so clients can filter ("only": ["refactor"]) as usual.
+KIND_EXPLAIN = "quickfix.gearshift.explain"
+KIND_REFACTOR = "refactor.rewrite.gearshift"
+KIND_REVIEW = "source.gearshift.review"
 
 # command -> (task, title, code action kind)
-ACTIONS: dict[str, tuple[str, str, types.CodeActionKind]] = {
+ACTIONS: dict[str, tuple[str, str, str]] = {
     "gearshift.explain": ("explain", "Gearshift: Explain selection", KIND_EXPLAIN),
     "gearshift.refactor": ("refactor", "Gearshift: Refactor selection…", KIND_REFACTOR),
     "gearshift.review": ("review_data_race", "Gearshift: Review for data races (cloud)", KIND_REVIEW),
@@ -273,7 +274,7 @@ def register(server) -> None:
         wanted = params.context.only
         actions = []
         for command, (task, title, kind) in ACTIONS.items():
-            if wanted and not any(kind.value.startswith(w.value) for w in wanted):
+            if wanted and not any(kind.startswith(getattr(w, "value", w)) for w in wanted):
                 continue
             data = {"command": command, "uri": params.text_document.uri,
                     "range": {"start": {"line": params.range.start.line, "character": params.range.start.character},

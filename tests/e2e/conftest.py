@@ -16,7 +16,7 @@ from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
 
 E2E_MODEL = os.environ.get("GEARSHIFT_E2E_MODEL", "qwen2.5-coder-0.5b")
-SERVER = [sys.executable, "-m", "lsp_server", "serve", "--log-level", "DEBUG"]
+SERVER = [sys.executable, "-m", "lsp_server", "serve", "--log-level", "INFO"]
 
 INLINE_CLIENTS = ["neovim@v0.11.0", "visual_studio_code"]
 
@@ -56,12 +56,13 @@ async def start(client: LanguageClient, spec: str, *, inline: bool = True, optio
     def on_status(params) -> None:
         client.gearshift_statuses.append(as_dict(params))  # type: ignore[attr-defined]
 
-    await client.initialize_session(
+    result = await client.initialize_session(
         types.InitializeParams(
             capabilities=capabilities(spec, inline=inline),
             initialization_options=options if options is not None else settings(),
         )
     )
+    client.server_caps = result.capabilities  # type: ignore[attr-defined]
 
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER), params=INLINE_CLIENTS)

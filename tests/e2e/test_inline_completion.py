@@ -24,7 +24,7 @@ def subtract(a, b):
 
 
 async def test_capabilities_advertised(client: LanguageClient):
-    caps = client.server_capabilities
+    caps = client.server_caps
     assert caps.inline_completion_provider
     assert caps.completion_provider is not None
     assert caps.text_document_sync.change == types.TextDocumentSyncKind.Incremental
@@ -99,7 +99,7 @@ async def test_new_keystroke_supersedes_running_request(client: LanguageClient):
 
 async def test_client_without_inline_completion_gets_completion_items(plain_client: LanguageClient):
     client = plain_client
-    assert client.server_capabilities.completion_provider is not None
+    assert client.server_caps.completion_provider is not None
     uri = "file:///tmp/gearshift-e2e/plain.py"
     open_doc(client, uri, OBVIOUS)
     await wait_ready(client)

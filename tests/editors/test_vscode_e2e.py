@@ -105,3 +105,6 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert result["ghostText"].strip(), detail
     assert result["accepted"], f"Tab did not accept the suggestion:\n{detail}"
     assert Path(result["screenshot"]).exists()
+    assert any(row.startswith("Tier") for row in result["statusQuickPick"]), (
+        f"Show Status listed nothing:\n{detail}"
+    )

@@ -88,6 +88,16 @@ REDACTED = [
     pytest.param("  private_key: 'abc/def+ghi='", f"  private_key: '{R('private_key')}'", id="yaml-quoted"),
     pytest.param("X-Api-Key: 7c9e6679f4", f"X-Api-Key: {R('api_key')}", id="http-header"),
     pytest.param('SECRET_KEY = "django-insecure-(x)$%"', f'SECRET_KEY = "{R("secret")}"', id="django-secret-key"),
+    pytest.param("DB_PASS=hunter22", f"DB_PASS={R('password')}", id="dotenv-pass-suffix"),
+    pytest.param('SMTP_PWD: "abc123"', f'SMTP_PWD: "{R("password")}"', id="upper-pwd"),
+    pytest.param('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"',
+                 f'aws_secret_access_key = "{R("api_key")}"', id="aws-secret-access-key"),
+    pytest.param("secret_key_base: 'a1b2c3d4e5f6'", f"secret_key_base: '{R('secret')}'", id="rails-secret-key-base"),
+    pytest.param("'access_token': 'sdlfkj452',", f"'access_token': '{R('token')}',", id="qualified-token"),
+    pytest.param('token = "a1B2c3D4e5F6g7H8i9"', f'token = "{R("token")}"', id="plain-token-with-credential-value"),
+    pytest.param("export HF_TOKEN=hf_" + "AbCdEf1234" * 3 + "xyz", f"export HF_TOKEN={R('huggingface_token')}",
+                 id="huggingface-token"),
+    pytest.param('API_KEY_2 = "0123abcd"', f'API_KEY_2 = "{R("api_key")}"', id="numbered-suffix"),
 ]
 
 NOT_REDACTED = [
@@ -119,6 +129,25 @@ NOT_REDACTED = [
     pytest.param("skip-navigation-link-class", id="sk-prefixed-word"),
     pytest.param("def check(password: str) -> bool:", id="signature"),
     pytest.param(f"password = '{R('password')}'", id="already-redacted"),
+    # seen in real code bases
+    pytest.param('"@secretlint/secretlint-rule-no-dotenv": "^10.1.2",', id="package-name-containing-secret"),
+    pytest.param('"secretlint": "^10.1.2",', id="word-containing-secret"),
+    pytest.param('TOKEN_COMMENT: "begin of comment",', id="token-constant-describing-a-token"),
+    pytest.param('apiKeyLocation: "query" | "header"', id="secret-word-not-last"),
+    pytest.param('readonly password: "password";', id="enum-value-equal-to-name"),
+    pytest.param('private_key: "_RSAPrivateKey",', id="forward-reference-annotation"),
+    pytest.param('GRANT_TYPE_REFRESH_TOKEN = "refresh_token"', id="constant-holding-a-key-name"),
+    pytest.param('ENV_API_KEY = "ANTHROPIC_API_KEY"', id="constant-holding-an-env-var-name"),
+    pytest.param("  refresh_token: refreshToken", id="js-shorthand-identifier"),
+    pytest.param('Token: "#cccccc",', id="pygments-style"),
+    pytest.param('Token.Keyword: "bold",', id="attribute-path"),
+    pytest.param('elif token == "with":', id="token-comparison"),
+    pytest.param('_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"', id="pem-header-constant"),
+    pytest.param('"browser.proxy.password": "string",', id="schema-type"),
+    pytest.param("token = r\"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\"", id="regex-for-tokens"),
+    pytest.param('IDTOKEN_TOKEN: "id_token token",', id="token-with-spaces"),
+    pytest.param('CacheManagerGetRefreshToken = "cacheManagerGetRefreshToken";', id="event-name"),
+    pytest.param('first_pass = "parse"', id="lowercase-pass"),
 ]
 
 

@@ -3,7 +3,10 @@
 // playwright-core, talking to the real Gearshift server.  Opens a Python file, types, and waits for
 // ghost text (VS Code's inline suggestion), then accepts it with Tab and checks the editor text.
 //
-//   node test/e2e/run.mjs [--vsix gearshift.vsix] [--artifacts DIR] [--keep]
+//   node test/e2e/run.mjs [--vsix gearshift.vsix] [--artifacts DIR] [--keep] [--explain]
+//
+// --explain also selects the function, runs "Gearshift: Explain Selection" and waits for the
+// answer's markdown preview (a local model answer: slow on a small CPU, so not on by default).
 //
 // Environment: CODE_SERVER (the code-server executable), CHROMIUM (default /usr/bin/chromium),
 // GEARSHIFT_PYTHON (default <repo>/.venv/bin/python), GEARSHIFT_E2E_MODEL (default smollm2-135m),
@@ -29,6 +32,7 @@ const { values: opts } = parseArgs({
     vsix: { type: "string", default: join(extensionRoot, "gearshift.vsix") },
     artifacts: { type: "string", default: join(here, "artifacts") },
     keep: { type: "boolean", default: false },
+    explain: { type: "boolean", default: false },
   },
 });
 
@@ -353,6 +357,31 @@ try {
   }
   await page.keyboard.press("Escape");
   mark("status");
+
+  if (opts.explain) {
+    // Select the whole function (lines 11 to the end) and ask for an explanation.
+    await editor.click({ position: { x: 300, y: 100 } });
+    await page.keyboard.press("Control+G");
+    await page.keyboard.type("11");
+    await page.keyboard.press("Enter");
+    await page.keyboard.press("Home");
+    await page.keyboard.press("Control+Shift+End");
+    await page.keyboard.press("F1");
+    await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
+    await page.keyboard.type("Gearshift: Explain Selection");
+    await page.locator(".quick-input-list .monaco-list-row", { hasText: "Explain Selection" }).first().waitFor({ timeout: 30_000 });
+    await page.keyboard.press("Enter");
+    // The answer opens as a markdown preview tab beside the editor, named "<title> (local|cloud) N.md".
+    const answerTab = page.locator(".tab", { hasText: /\((local|cloud)\)/ }).first();
+    await answerTab.waitFor({ timeout: TIMEOUT_MS });
+    result.explainTab = (await answerTab.innerText()).trim();
+    await page.waitForTimeout(1500);
+    const preview = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
+    result.explainText = (await preview.locator("body").innerText({ timeout: 30_000 }).catch(() => "")).slice(0, 2000);
+    result.screenshotExplain = join(opts.artifacts, "explain.png");
+    await page.screenshot({ path: result.screenshotExplain });
+    mark("explain");
+  }
 
   result.consoleErrors = consoleErrors.filter((e) => /gearshift/i.test(e)).slice(0, 10);
   result.ok = ghostText.trim().length > 0 && result.accepted;
