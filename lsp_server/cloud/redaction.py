@@ -171,6 +171,8 @@ _EXPRESSION_LIKE = re.compile(
 _TYPE_REFERENCE = re.compile(r"^_?[A-Z][A-Za-z]*(?:\.[A-Za-z_]+)*$")
 # `"password=" + pw + "!"`: the "value" between two string literals is code.
 _CONCATENATION = re.compile(r"^\s*[+.,)]")
+# Paths and URLs (a URL with a password in it is caught as url_password).
+_PATH_LIKE = re.compile(r"^(?:/|\./|~/|[a-z][a-z0-9+.-]*://)")
 _PLACEHOLDER_LIKE = re.compile(
     r"^(?:\[REDACTED:\w+\]|[*xX•.:/-]+|<\|?[\w|/ -]*\|?>|\$\{[^}]*\}|\{\{[^}]*\}\}|%\(?\w*\)?s)$"
 )
@@ -217,6 +219,8 @@ def _assignment_kind(match: re.Match[str], *, bare: bool) -> str | None:
         return None  # `password: "password"` is an enum, `Name = "name"` a constant
     if _PLACEHOLDER_LIKE.match(value) or _CONCATENATION.match(value) or _NAME_LIKE_VALUE.match(value):
         return None
+    if _PATH_LIKE.match(value):
+        return None
     if _TYPE_LIKE.match(value):
         return None
     if bare and (_EXPRESSION_LIKE.search(value) or " " in value.strip()):
@@ -243,12 +247,19 @@ def _assignment_spans(text: str) -> Iterator[_Span]:
                 yield _Span(start, end, kind, priority)
 
 
+# A PEM block is a secret only with key material in it, not `-----BEGIN PRIVATE KEY----- ... -----END ...`.
+_KEY_MATERIAL = re.compile(r"[A-Za-z0-9+/]{16,}")
+
+
 def _token_spans(text: str) -> Iterator[_Span]:
     for priority, (kind, regex, group) in enumerate(_TOKEN_PATTERNS):
         for match in regex.finditer(text):
             start, end = match.span(group)
-            if end > start and not text.startswith("[REDACTED:", start):
-                yield _Span(start, end, kind, priority)
+            if end <= start or text.startswith("[REDACTED:", start):
+                continue
+            if kind == "private_key" and not _KEY_MATERIAL.search(text, start, end):
+                continue
+            yield _Span(start, end, kind, priority)
 
 
 _DETECTORS: list[Callable[[str], Iterator[_Span]]] = [_token_spans, _assignment_spans]

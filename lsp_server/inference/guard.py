@@ -9,9 +9,9 @@ and only costs when drafts are rejected, which the engine adapts to.
 
 Decisions, from measurements of real requests only:
 - down one rung after ``slow_requests_to_downshift`` consecutive requests under target;
-- up one rung when a probe (one real request run on the rung above, at most every
-  ``probe_interval_s``) delivers target × ``_PROBE_MARGIN``; probes happen only when the
-  speeds remembered for both rungs predict the upper one would hold the target now;
+- up when a probe (one real request run on a higher rung, at most every ``probe_interval_s``,
+  backing off to 8 s while probes fail) delivers target × ``_PROBE_MARGIN``; the rung probed is
+  the highest one that held the target before, so the way back up can skip rungs;
 - never two shifts within ``min_dwell_s``, and a rung that was just left for being slow is
   probed less often each time it fails again (back-off), so a steady load does not oscillate.
 """
@@ -38,7 +38,8 @@ MIN_TOKENS_FOR_SPEED = 4
 _PROBE_MARGIN = 1.1
 """A probe must beat the target by this factor to shift up: the hysteresis that prevents flapping."""
 
-_MAX_PROBE_BACKOFF_S = 60.0
+_MAX_PROBE_BACKOFF_S = 8.0
+"""Probes back off while they fail, but never beyond this: the guard must notice within ~10 s that a load left."""
 
 
 @dataclass(frozen=True)
@@ -128,29 +129,27 @@ class LatencyGuard:
         return next((r.model for r in self.rungs[self._index + 1 :] if r.model != current), None)
 
     def probe_rung(self) -> Rung | None:
-        """The rung above, when this request should measure it; None to use ``current``."""
+        """A higher rung when this request should measure it; None to use ``current``.
+
+        The rung probed is the highest one seen holding the target before (it may have
+        been left only because of a passing load), else the one right above.
+        """
         with self._lock:
             if not self.settings.enabled or self._index == 0:
                 return None
             now = self._clock()
-            upper = self.rungs[self._index - 1]
-            interval = max(self.settings.probe_interval_s, self._probe_backoff.get(upper.name, 0.0))
+            upper = self._probe_candidate()
+            interval = self._probe_backoff.get(upper.name, self.settings.probe_interval_s)
             if now - self._last_shift < self.settings.min_dwell_s or now - self._last_probe < interval:
-                return None
-            if self._predicted(upper) < self.target * _PROBE_MARGIN:
                 return None
             self._last_probe = now
             return upper
 
-    def _predicted(self, upper: Rung) -> float:
-        """What ``upper`` would deliver now: its best speed, scaled by how loaded the current rung looks."""
-        current = self.current
-        upper_best = self._best.get(upper.name)
-        current_best = self._best.get(current.name)
-        recent = self._speeds[current.name]
-        if upper_best is None or current_best is None or not recent:
-            return float("inf")  # nothing known: measuring is the only way to know
-        return upper_best * statistics.median(recent) / current_best
+    def _probe_candidate(self) -> Rung:
+        for rung in self.rungs[: self._index]:
+            if self._best.get(rung.name, 0.0) >= self.target * _PROBE_MARGIN:
+                return rung
+        return self.rungs[self._index - 1]
 
     def record(self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int) -> Shift | None:
         """Take one request's measurement; return the shift it caused, if any."""
@@ -165,8 +164,8 @@ class LatencyGuard:
             if not self.settings.enabled:
                 return None
             index = self.rungs.index(rung)
-            if index == self._index - 1:
-                return self._after_probe(rung, tokens_per_s)
+            if index < self._index:
+                return self._after_probe(index, tokens_per_s)
             if index != self._index:
                 return None
             self._slow_streak = self._slow_streak + 1 if tokens_per_s < self.target else 0
@@ -183,10 +182,11 @@ class LatencyGuard:
                 return self._shift(self._index + 1, reason)
             return None
 
-    def _after_probe(self, upper: Rung, tokens_per_s: float) -> Shift | None:
+    def _after_probe(self, index: int, tokens_per_s: float) -> Shift | None:
+        upper = self.rungs[index]
         if tokens_per_s >= self.target * _PROBE_MARGIN:
             self._probe_backoff.pop(upper.name, None)
-            return self._shift(self._index - 1, f"upshift: probe delivered {tokens_per_s:.1f} tok/s")
+            return self._shift(index, f"upshift: probe delivered {tokens_per_s:.1f} tok/s")
         # Still too slow up there: wait longer before the next probe (doubling, capped).
         previous = self._probe_backoff.get(upper.name, self.settings.probe_interval_s)
         self._probe_backoff[upper.name] = min(_MAX_PROBE_BACKOFF_S, previous * 2)

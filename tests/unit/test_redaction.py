@@ -148,6 +148,8 @@ NOT_REDACTED = [
     pytest.param('IDTOKEN_TOKEN: "id_token token",', id="token-with-spaces"),
     pytest.param('CacheManagerGetRefreshToken = "cacheManagerGetRefreshToken";', id="event-name"),
     pytest.param('first_pass = "parse"', id="lowercase-pass"),
+    pytest.param('SIGNIN_TOKEN = "/oauth2/v2.0/token";', id="url-path-value"),
+    pytest.param("contain -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY----- )", id="pem-markers-in-prose"),
 ]
 
 
