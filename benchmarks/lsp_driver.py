@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
+import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -108,16 +109,22 @@ class Editor:
         )
 
     def request(self, offset: int) -> tuple[asyncio.Future, float]:
-        future = asyncio.ensure_future(
-            self.client.text_document_inline_completion_async(
-                types.InlineCompletionParams(
-                    text_document=types.TextDocumentIdentifier(uri=self.uri),
-                    position=self.position_at(offset),
-                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
-                )
-            )
+        params = types.InlineCompletionParams(
+            text_document=types.TextDocumentIdentifier(uri=self.uri),
+            position=self.position_at(offset),
+            context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Automatic),
         )
+        msg_id = str(uuid.uuid4())
+        future = asyncio.wrap_future(
+            self.client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+        )
+        future.msg_id = msg_id  # type: ignore[attr-defined]
         return future, time.perf_counter()
+
+    def cancel(self, future: asyncio.Future) -> None:
+        """Send $/cancelRequest for a request still running, as editors do when the user types on."""
+        self.client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=future.msg_id))  # type: ignore[attr-defined]
+        future.add_done_callback(lambda f: f.cancelled() or f.exception())  # the error reply is expected
 
     async def answer(self, future: asyncio.Future, started: float, deadline_s: float | None) -> Answer:
         """Wait for a requested suggestion; past ``deadline_s`` the next keystroke supersedes it (cancelled)."""
@@ -125,7 +132,7 @@ class Editor:
         try:
             result = await asyncio.wait_for(asyncio.shield(future), deadline_s) if deadline_s else await future
         except asyncio.TimeoutError:
-            future.cancel()  # pygls sends $/cancelRequest, as editors do for a stale request
+            self.cancel(future)
             return Answer(text=None, latency_ms=(time.perf_counter() - started) * 1000, superseded=True)
         latency_ms = (time.perf_counter() - started) * 1000
         status = self.statuses[-1] if len(self.statuses) > seen else {}

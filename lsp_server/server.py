@@ -12,7 +12,9 @@ import logging
 from typing import Any
 
 from lsprotocol import types
+from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
 from pygls.lsp.server import LanguageServer
+from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import __version__
 from lsp_server.completion.service import CompletionService
@@ -26,11 +28,28 @@ log = logging.getLogger(__name__)
 STATUS_NOTIFICATION = "gearshift/status"
 
 
+class GearshiftProtocol(LanguageServerProtocol):
+    """pygls' protocol, but a request whose params do not deserialize still gets an answer.
+
+    pygls logs such a message and drops it, which leaves the client waiting forever.
+    """
+
+    def structure_message(self, data: dict[str, Any]):
+        try:
+            return super().structure_message(data)
+        except JsonRpcException as exc:
+            if isinstance(data, dict) and "id" in data and "method" in data:
+                detail = exc.__cause__ or exc
+                error = JsonRpcInvalidParams(f"Invalid params for {data['method']}: {str(detail).splitlines()[0]}")
+                self._send_response(data["id"], error=error.to_response_error())
+            raise
+
+
 class GearshiftServer(LanguageServer):
     """A LanguageServer holding Gearshift's shared state; features read it through ``server``."""
 
     def __init__(self, settings: GearshiftSettings | None = None) -> None:
-        super().__init__(name="gearshift", version=__version__)
+        super().__init__(name="gearshift", version=__version__, protocol_cls=GearshiftProtocol)
         self.settings = settings or GearshiftSettings()
         self.tiers = TierManager(self.settings)
         self.guard: LatencyGuard | None = None

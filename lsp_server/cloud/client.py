@@ -13,29 +13,40 @@ answer and meters the tokens, in that order, so no caller can skip a step.
 from __future__ import annotations
 
 import asyncio
+import importlib
 import logging
 import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import Any
+from types import ModuleType
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
-
-import anthropic
 
 from lsp_server.cloud.audit import AuditLog, record_cloud_request
 from lsp_server.cloud.meter import CostMeter
 from lsp_server.cloud.redaction import Redaction, redact
-from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED, RouteDecision, TaskKind, route
+from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED, RouteDecision, TaskKind, first_matching_glob, route
 from lsp_server.errors import CloudError
 from lsp_server.settings import CloudSettings
 
-try:  # anthropic 2.x ships on httpx2; 0.x on httpx
-    import httpx2 as _http
-except ImportError:  # pragma: no cover
-    import httpx as _http  # type: ignore[no-redef]
+if TYPE_CHECKING:
+    import anthropic
 
 log = logging.getLogger(__name__)
+
+
+def _sdk() -> tuple[ModuleType, ModuleType]:
+    """``anthropic`` and its HTTP library, imported on first use: the SDK takes seconds to import, and a
+    server that never escalates should not start slower for it."""
+    import anthropic
+
+    try:  # anthropic 2.x ships on httpx2, 0.x on httpx
+        http = importlib.import_module("httpx2")
+    except ImportError:  # pragma: no cover
+        http = importlib.import_module("httpx")
+    return anthropic, http
+
 
 # The SDK logs whole request bodies (our prompts) at DEBUG and HTTP libraries log headers (the key).
 _CHATTY_LOGGERS = ("anthropic", "httpx2", "httpx", "httpcore", "httpcore2")
@@ -81,7 +92,7 @@ class CloudClient:
     def __init__(self, settings: CloudSettings, *, env: Mapping[str, str] | None = None) -> None:
         self.settings = settings
         self._api_key = resolve_api_key(settings, env)
-        self._sdk: anthropic.AsyncAnthropic | None = None
+        self._sdk: anthropic.AsyncAnthropic | None = None  # created on the first request
         quiet_sdk_loggers()
 
     @property
@@ -93,10 +104,16 @@ class CloudClient:
     def model(self) -> str:
         return self.settings.model
 
+    async def warm_up(self) -> None:
+        """Import the SDK in a thread (it takes seconds) so the first escalation does not wait for it."""
+        if self.available:
+            await asyncio.to_thread(_sdk)
+
     def _client(self) -> anthropic.AsyncAnthropic:
         if self._api_key is None:
             raise CloudError(CLOUD_NOT_CONFIGURED.replace("; answered locally", ""))
         if self._sdk is None:
+            anthropic, _ = _sdk()
             # An explicit api_key keeps the SDK from reading profiles or other credentials.
             self._sdk = anthropic.AsyncAnthropic(
                 api_key=self._api_key,
@@ -125,8 +142,11 @@ class CloudClient:
         sdk = self._client()
         try:
             message = await sdk.messages.create(**self._request(system, prompt, max_tokens))
-        except (anthropic.AnthropicError, _http.HTTPError) as exc:
-            raise self._error(exc) from exc
+        except Exception as exc:
+            error = self._cloud_error(exc)
+            if error is None:
+                raise
+            raise error from exc
         return CloudAnswer(
             text="".join(block.text for block in message.content if block.type == "text"),
             model=message.model,
@@ -200,11 +220,19 @@ class CloudClient:
             # Tokens generated before we hung up are billed; the count so far lags, so estimate from the text.
             output_tokens = max(seen["output_tokens"], math.ceil(len(text) / 4))
             return CloudAnswer(text, self.settings.model, seen["input_tokens"], output_tokens, "cancelled")
-        except (anthropic.AnthropicError, _http.HTTPError) as exc:
-            raise self._error(exc) from exc
+        except Exception as exc:
+            error = self._cloud_error(exc)
+            if error is None:
+                raise
+            raise error from exc
 
-    def _error(self, exc: BaseException) -> CloudError:
-        error = cloud_error_for(exc, self.settings)
+    def _cloud_error(self, exc: Exception) -> CloudError | None:
+        """A CloudError for SDK and HTTP failures; None for anything else (a bug, an error in on_text)."""
+        anthropic, http = _sdk()
+        if not isinstance(exc, (anthropic.AnthropicError, http.HTTPError)):
+            return None
+        host = self._sdk.base_url.host if self._sdk is not None else None
+        error = cloud_error_for(exc, self.settings, host=host)
         log.warning("cloud request failed: %s (%s)", error, type(exc).__name__)
         return error
 
@@ -216,16 +244,18 @@ def _after_retries(settings: CloudSettings) -> str:
     return f" after {retries} {'retry' if retries == 1 else 'retries'}"
 
 
-def cloud_error_for(exc: BaseException, settings: CloudSettings) -> CloudError:
-    """One clear line for an SDK or HTTP failure, with what to do about it."""
+def cloud_error_for(exc: BaseException, settings: CloudSettings, *, host: str | None = None) -> CloudError:
+    """One clear line for an SDK or HTTP failure, with what to do about it (``host``: the API's host)."""
+    anthropic, http = _sdk()
     after = _after_retries(settings)
-    if isinstance(exc, (anthropic.APITimeoutError, _http.TimeoutException)):
+    if isinstance(exc, (anthropic.APITimeoutError, http.TimeoutException)):
         return CloudError(
             f"Cloud model did not answer within {settings.timeout_s:g}s{after}; "
             "try again, or raise gearshift.cloud.timeoutS"
         )
-    if isinstance(exc, (anthropic.APIConnectionError, _http.HTTPError)):
-        host = urlparse(settings.base_url).netloc if settings.base_url else "api.anthropic.com"
+    if isinstance(exc, (anthropic.APIConnectionError, http.HTTPError)):
+        if host is None:
+            host = urlparse(settings.base_url).hostname if settings.base_url else "api.anthropic.com"
         cause = exc.__cause__ or exc
         return CloudError(
             f"Cannot reach the Anthropic API at {host}{after} ({type(cause).__name__}); "
@@ -238,11 +268,15 @@ def cloud_error_for(exc: BaseException, settings: CloudSettings) -> CloudError:
         if status < 400:  # an `error` event in the middle of a 200 stream; the SDK does not retry those
             return CloudError(f"Anthropic stopped the answer mid-stream ({error_type or 'error'}): {detail}")
         if isinstance(exc, anthropic.AuthenticationError):
-            return CloudError("Anthropic rejected the API key (401); check ANTHROPIC_API_KEY or gearshift.cloud.apiKey")
+            return CloudError(
+                "Anthropic rejected the API key (401); check ANTHROPIC_API_KEY or gearshift.cloud.apiKey"
+            )
         if isinstance(exc, anthropic.PermissionDeniedError):
             return CloudError(f"Anthropic refused the request (403 permission denied): {detail}")
         if isinstance(exc, anthropic.NotFoundError):
-            return CloudError(f"Anthropic API returned 404: {detail} (check gearshift.cloud.model {settings.model!r})")
+            return CloudError(
+                f"Anthropic API returned 404: {detail} (check gearshift.cloud.model {settings.model!r})"
+            )
         if isinstance(exc, anthropic.RateLimitError):
             return CloudError(f"Anthropic rate limit reached (429){after}; wait a moment and try again")
         if status == 529 or error_type == "overloaded_error":
@@ -337,29 +371,49 @@ class CloudService:
         on_text: Callable[[str], None] | None = None,
         cancel: asyncio.Event | None = None,
     ) -> CloudAnswer:
-        """Redact ``prompt``, log the audit line, stream the answer and meter it.
+        """Redact ``system`` and ``prompt``, log the audit line, stream the answer and meter it.
 
-        Raises CloudError when ``decision`` is not a cloud decision (nothing is
-        sent) or the request fails.
+        Raises CloudError, with nothing sent, when ``decision`` is not a cloud
+        decision or the current settings forbid it (they may have changed since
+        ``route()``: local_only, disabled, ``file_name`` matching never_send);
+        and when the request fails.
         """
+        settings = self.settings
+        refusal = None
         if not decision.is_cloud:
-            raise CloudError(f"not sent to the cloud: {decision.reason}")
-        redaction = redact(prompt)
+            refusal = decision.reason
+        elif settings.local_only:
+            refusal = "local_only is set"
+        elif not settings.enabled:
+            refusal = "cloud disabled (gearshift.cloud.enabled is false)"
+        elif file_name and (
+            glob := first_matching_glob(file_name, settings.never_send, case_sensitive=False)
+        ):
+            refusal = f"never_send matched {glob}"
+        if refusal is not None:
+            raise CloudError(f"not sent to the cloud: {refusal}")
+
+        system_redaction, prompt_redaction = redact(system), redact(prompt)
+        redactions = (*system_redaction.redactions, *prompt_redaction.redactions)
         record_cloud_request(
             self._logger,
             task=task,
             file_name=file_name,
-            sent_chars=len(system) + len(redaction.text),
-            redactions=redaction.redactions,
+            sent_chars=len(system_redaction.text) + len(prompt_redaction.text),
+            redactions=redactions,
             model=self.client.model,
             history=self.audit,
         )
         answer = await self.client.stream(
-            system, redaction.text, max_tokens=max_tokens, on_text=on_text, cancel=cancel
+            system_redaction.text,
+            prompt_redaction.text,
+            max_tokens=max_tokens,
+            on_text=on_text,
+            cancel=cancel,
         )
         if answer.input_tokens or answer.output_tokens:
             self.meter.record(input_tokens=answer.input_tokens, output_tokens=answer.output_tokens)
-        return replace(answer, redactions=tuple(redaction.redactions))
+        return replace(answer, redactions=redactions)
 
     def status(self) -> dict[str, Any]:
         """The ``cloud`` part of ``gearshift.status``: the meter (protocol keys), plus availability and recent requests."""

@@ -64,7 +64,9 @@ def explain_prompt(code: str, *, language: str) -> TaskPrompt:
 
 
 def refactor_prompt(code: str, *, language: str, instruction: str | None = None) -> TaskPrompt:
-    ask = instruction.strip() if instruction and instruction.strip() else "Improve readability and simplicity."
+    ask = (
+        instruction.strip() if instruction and instruction.strip() else "Improve readability and simplicity."
+    )
     user = (
         f"Rewrite this {language} code. {ask}\n\n{_code_block(code, language)}\n\n"
         f"Answer with only the rewritten code in one ```{language} block."

@@ -73,10 +73,22 @@ _PEM = (
 
 _TOKEN_PATTERNS: list[tuple[str, re.Pattern[str], int | str]] = [
     ("private_key", re.compile(_PEM), 0),
-    ("aws_access_key", re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}(?![A-Z0-9])"), 0),
-    ("github_token", re.compile(r"(?<![\w])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"), 0),
+    (
+        "aws_access_key",
+        re.compile(r"(?<![A-Z0-9])(?:AKIA|ASIA|AGPA|AIDA|AROA|AIPA|ANPA|ANVA)[A-Z0-9]{16}(?![A-Z0-9])"),
+        0,
+    ),
+    (
+        "github_token",
+        re.compile(r"(?<![\w])(?:gh[pousr]_[A-Za-z0-9]{30,255}|github_pat_[A-Za-z0-9_]{22,255})"),
+        0,
+    ),
     ("anthropic_key", re.compile(r"(?<![\w-])sk-ant-[A-Za-z0-9_-]{20,}"), 0),
-    ("openai_key", re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"), 0),
+    (
+        "openai_key",
+        re.compile(r"(?<![\w-])sk-(?:proj-|svcacct-|admin-)?(?=[A-Za-z0-9_-]*\d)[A-Za-z0-9_-]{20,}"),
+        0,
+    ),
     ("stripe_key", re.compile(r"(?<![\w])(?:sk|rk)_(?:live|test)_[A-Za-z0-9]{10,}"), 0),
     ("huggingface_token", re.compile(r"(?<![\w])hf_[A-Za-z0-9]{30,}"), 0),
     ("google_api_key", re.compile(r"(?<![\w])AIza[0-9A-Za-z_-]{35}"), 0),
@@ -111,23 +123,83 @@ _SECRET_HINT = r"(?:pass|pwd|secret|token|key)"
 _NAME = rf"[A-Za-z0-9_.-]*{_SECRET_HINT}[A-Za-z0-9_.-]*"
 
 _SECRET_WORDS = {
-    "password": "password", "passwd": "password", "passphrase": "password",
-    "secret": "secret", "token": "token",
-    "apikey": "api_key", "accesskey": "api_key", "authkey": "api_key", "privatekey": "private_key",
+    "password": "password",
+    "passwd": "password",
+    "passphrase": "password",
+    "secret": "secret",
+    "token": "token",
+    "apikey": "api_key",
+    "accesskey": "api_key",
+    "authkey": "api_key",
+    "privatekey": "private_key",
 }
 _UPPER_ONLY_SECRET_WORDS = {"pass": "password", "pwd": "password"}  # DB_PASS, SMTP_PWD; not first_pass, pwd
-_COMPOUND_SECRET_WORDS = {("api", "key"): "api_key", ("access", "key"): "api_key", ("auth", "key"): "api_key",
-                          ("private", "key"): "private_key"}
-_NEUTRAL_SUFFIXES = {"key", "value", "val", "str", "string", "b64", "base64", "hash", "base", "raw", "plain",
-                     "plaintext", "prod", "production", "dev", "staging", "test", "live", "enc", "encoded",
-                     "encrypted", "bytes"}
+_COMPOUND_SECRET_WORDS = {
+    ("api", "key"): "api_key",
+    ("access", "key"): "api_key",
+    ("auth", "key"): "api_key",
+    ("private", "key"): "private_key",
+}
+_NEUTRAL_SUFFIXES = {
+    "key",
+    "value",
+    "val",
+    "str",
+    "string",
+    "b64",
+    "base64",
+    "hash",
+    "base",
+    "raw",
+    "plain",
+    "plaintext",
+    "prod",
+    "production",
+    "dev",
+    "staging",
+    "test",
+    "live",
+    "enc",
+    "encoded",
+    "encrypted",
+    "bytes",
+}
 # "token" alone is everywhere in lexers, parsers and ML code (`token == "with"`, `eos_token = "</s>"`); a
 # token name counts when it says which kind of credential it is, is an UPPER_CASE constant, or the value
 # looks like a credential.
 _CREDENTIAL_TOKEN_QUALIFIERS = {
-    "access", "auth", "api", "bearer", "refresh", "session", "csrf", "xsrf", "id", "github", "gh", "gitlab",
-    "slack", "npm", "pypi", "hf", "huggingface", "oauth", "jwt", "client", "bot", "app", "service", "deploy",
-    "personal", "private", "webhook", "discord", "telegram", "sentry", "vault", "secret",
+    "access",
+    "auth",
+    "api",
+    "bearer",
+    "refresh",
+    "session",
+    "csrf",
+    "xsrf",
+    "id",
+    "github",
+    "gh",
+    "gitlab",
+    "slack",
+    "npm",
+    "pypi",
+    "hf",
+    "huggingface",
+    "oauth",
+    "jwt",
+    "client",
+    "bot",
+    "app",
+    "service",
+    "deploy",
+    "personal",
+    "private",
+    "webhook",
+    "discord",
+    "telegram",
+    "sentry",
+    "vault",
+    "secret",
 }
 _WORDS = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z]+|[A-Z]+|\d+")
 

@@ -33,7 +33,9 @@ from lsp_server.settings import CloudSettings
 TaskKind = Literal["completion", "explain", "refactor", "review_data_race", "review_security"]
 Destination = Literal["local", "cloud"]
 
-CLOUD_NOT_CONFIGURED = "cloud not configured: set ANTHROPIC_API_KEY or gearshift.cloud.apiKey; answered locally"
+CLOUD_NOT_CONFIGURED = (
+    "cloud not configured: set ANTHROPIC_API_KEY or gearshift.cloud.apiKey; answered locally"
+)
 
 _TASK_NAMES: dict[str, str] = {
     "completion": "inline completion",
@@ -243,7 +245,9 @@ def _matching_brace(pattern: str, start: int) -> int:
 
 
 def _split_top_level(inner: str) -> list[str]:
-    parts, depth, current = [], 0, []
+    parts: list[str] = []
+    current: list[str] = []
+    depth = 0
     for char in inner:
         if char == "," and depth == 0:
             parts.append("".join(current))

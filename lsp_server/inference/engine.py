@@ -59,8 +59,11 @@ T = TypeVar("T")
 
 _GGML_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
 _GGUF_MAGIC = b"GGUF"
-_PREWARM_CHUNK = 64
-"""Tokens per decode call while prewarming: small, so a generation waiting behind it starts soon."""
+_PREWARM_CHUNK = 127
+"""Most tokens per decode call while prewarming: small, so a generation waiting behind it starts soon.
+
+With equal chunks every prewarm chunk then holds 64 tokens or more, the batch sizes for which
+llama.cpp's CPU kernels compute what one big prompt batch computes."""
 
 
 class _LlamaLog:
@@ -660,12 +663,17 @@ class LlamaEngine:
         pos = len(kv)
         end = len(tokens)
         batch_tokens, batch_pos, batch_logits = self._batch_tokens, self._batch_pos, self._batch_logits
+        # Equal chunks rather than full ones plus a small remainder: llama.cpp's CPU kernels round
+        # differently for small batches, and a position should get the same numbers whether it is
+        # evaluated cold or re-evaluated after an edit.
+        n_chunks = -(-(end - pos) // chunk)
+        size = -(-(end - pos) // n_chunks) if n_chunks else chunk
         while pos < end:
             if flag.cancelled or (preempt and self._waiting > 0):
                 return "cancelled"
             if time.perf_counter() >= deadline:
                 return "time_budget"
-            n = min(chunk, end - pos)
+            n = min(size, end - pos)
             batch_tokens[:n] = tokens[pos : pos + n]
             np.add(self._arange[:n], pos, out=batch_pos[:n])
             batch_logits[:n] = 0

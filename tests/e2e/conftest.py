@@ -36,7 +36,8 @@ def settings(**completion) -> dict:
         "models": {"defaultModel": E2E_MODEL, "ladder": [E2E_MODEL]},
         # These tests are about behaviour, not speed: no shifting to another tier mid-test.
         "guard": {"enabled": False},
-        "completion": {"minConfidence": 0.0, **completion},
+        # Other processes share these 2 cores in CI: behaviour, not speed, is under test.
+        "completion": {"minConfidence": 0.0, "timeBudgetMs": 30000, **completion},
     }
 
 
@@ -123,3 +124,19 @@ async def wait_ready(client: LanguageClient, timeout_s: float = 120.0) -> dict:
                 return status
         await asyncio.sleep(0.05)
     raise AssertionError(f"server never became ready: {statuses(client)}")
+
+
+def request_inline(client: LanguageClient, params: types.InlineCompletionParams):
+    """Send an inlineCompletion request; return (asyncio future, a function that sends $/cancelRequest for it)."""
+    import asyncio
+    import uuid
+
+    msg_id = str(uuid.uuid4())
+    future = asyncio.wrap_future(
+        client.protocol.send_request(types.TEXT_DOCUMENT_INLINE_COMPLETION, params, msg_id=msg_id)
+    )
+
+    def cancel() -> None:
+        client.protocol.notify(types.CANCEL_REQUEST, types.CancelParams(id=msg_id))
+
+    return future, cancel

@@ -9,7 +9,7 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import inline_params, insert, open_doc, statuses, wait_ready
+from tests.e2e.conftest import inline_params, insert, open_doc, request_inline, statuses, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -67,11 +67,11 @@ async def test_cancel_stops_generation(client: LanguageClient):
     text = "import math\n\n\nclass Matrix:\n    def __init__(self, rows):\n        "
     open_doc(client, uri, text)
     await wait_ready(client)
-    task = asyncio.ensure_future(client.text_document_inline_completion_async(inline_params(uri, 5, 8)))
-    await asyncio.sleep(0.05)
-    task.cancel()  # pygls' client sends $/cancelRequest for a cancelled future
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    pending, cancel = request_inline(client, inline_params(uri, 5, 8))
+    await asyncio.sleep(0.3)
+    cancel()  # $/cancelRequest, as editors send it
+    with pytest.raises(JsonRpcException, match="cancel"):
+        await pending
     # The server is still answering, and the generation it stopped reports "cancelled".
     report = await client.workspace_execute_command_async(types.ExecuteCommandParams(command="gearshift.status"))
     assert report is not None
@@ -93,7 +93,8 @@ async def test_new_keystroke_supersedes_running_request(client: LanguageClient):
     insert(client, uri, 2, line, col, "a")
     fresh = await client.text_document_inline_completion_async(inline_params(uri, line, col + 1))
     stale_result = await stale
-    assert stale_result.items == []  # superseded: never shown after the user typed on
+    assert not stale_result.items  # superseded: never shown after the user typed on
+    assert any(s.get("hidden") == "cancelled" for s in statuses(client))  # and its generation was stopped
     assert fresh.items and fresh.items[0].insert_text.replace(" ", "").startswith("-b")
 
 
@@ -129,14 +130,11 @@ async def test_bad_input_keeps_the_server_answering(client: LanguageClient):
         await client.text_document_inline_completion_async(inline_params(uri, 0, 99))
     with pytest.raises(JsonRpcException, match="beyond the end of the document"):
         await client.text_document_inline_completion_async(inline_params(uri, 40, 0))
-    # Malformed params: pygls answers with a JSON-RPC error, the server lives on.
-    with pytest.raises(JsonRpcException):
-        await client.protocol.send_request_async("textDocument/inlineCompletion", {"textDocument": 7})
     # Binary content: no suggestion, no crash.
     binary_uri = "file:///tmp/gearshift-e2e/blob.bin"
     open_doc(client, binary_uri, "\x00\x01\x02garbage\x00" * 50 + "\n", language="plaintext")
     result = await client.text_document_inline_completion_async(inline_params(binary_uri, 0, 3))
-    assert result.items == []
+    assert not result.items
     # A 5 MB file: answered (windowed context), not choked on.
     big_uri = "file:///tmp/gearshift-e2e/big.py"
     big = "".join(f"value_{i} = {i}\n" for i in range(300_000))

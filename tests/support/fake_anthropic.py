@@ -89,8 +89,12 @@ def reply(text: str = "Hello from the fake Anthropic API.", **kwargs: Any) -> Re
 
 def rate_limited(retry_after: str = "0") -> Status:
     """429 rate_limit_error with ``retry-after`` (seconds; the SDK backs off itself when it is 0)."""
-    return Status(429, "rate_limit_error", "Number of request tokens has exceeded your rate limit.",
-                  {"retry-after": retry_after})
+    return Status(
+        429,
+        "rate_limit_error",
+        "Number of request tokens has exceeded your rate limit.",
+        {"retry-after": retry_after},
+    )
 
 
 def server_error(status: int = 500, retry_after_ms: str | None = None) -> Status:
@@ -148,13 +152,16 @@ class FakeAnthropic:
         self._server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-anthropic", daemon=True
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="fake-anthropic",
+            daemon=True,
         )
 
     @property
     def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+        port = self._server.server_address[1]
+        return f"http://127.0.0.1:{port}"
 
     @property
     def requests(self) -> list[ReceivedRequest]:
@@ -198,10 +205,13 @@ class FakeAnthropic:
         self.stop()
 
     # called from handler threads
-    def _receive(self, request: ReceivedRequest) -> Behaviour:
+    def _record(self, request: ReceivedRequest) -> None:
         with self._lock:
             self._requests.append(request)
             self._lock.notify_all()
+
+    def _next_behaviour(self) -> Behaviour:
+        with self._lock:
             return self._script.popleft() if self._script else self.default
 
 
@@ -233,13 +243,14 @@ class _Handler(BaseHTTPRequestHandler):
         except ValueError:
             body = None
         headers = {name.lower(): value for name, value in self.headers.items()}
-        behaviour = self.owner._receive(ReceivedRequest("POST", self.path, headers, body, raw, time.time()))
+        self.owner._record(ReceivedRequest("POST", self.path, headers, body, raw, time.time()))
         try:
-            self._answer(behaviour, headers, body)
+            self._answer(headers, body)
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client hung up (timeout or cancellation): that is what those tests do
 
-    def _answer(self, behaviour: Behaviour, headers: dict[str, str], body: Any) -> None:
+    def _answer(self, headers: dict[str, str], body: Any) -> None:
+        # Requests the real API would refuse are refused before the script is consulted.
         if self.path.split("?")[0] != "/v1/messages":
             return self._error(Status(404, "not_found_error", f"Not found: {self.path}"))
         if not (headers.get("x-api-key") or headers.get("authorization")):
@@ -251,9 +262,12 @@ class _Handler(BaseHTTPRequestHandler):
             return self._error(Status(401, "authentication_error", "invalid x-api-key"))
         if "anthropic-version" not in headers:
             return self._error(Status(400, "invalid_request_error", "anthropic-version header is required"))
-        missing = [k for k in ("model", "max_tokens", "messages") if not isinstance(body, dict) or k not in body]
+        missing = [
+            k for k in ("model", "max_tokens", "messages") if not isinstance(body, dict) or k not in body
+        ]
         if missing:
             return self._error(Status(400, "invalid_request_error", f"{missing[0]}: Field required"))
+        behaviour = self.owner._next_behaviour()
         if isinstance(behaviour, Slow):
             if self.owner._stopping.wait(behaviour.seconds):
                 return None
@@ -298,7 +312,9 @@ class _Handler(BaseHTTPRequestHandler):
         words = reply.text.split(" ")
         return [word + " " for word in words[:-1]] + [words[-1]] if reply.text else []
 
-    def _message(self, body: dict[str, Any], content: list[Any], stop_reason: str | None, usage: dict) -> dict:
+    def _message(
+        self, body: dict[str, Any], content: list[Any], stop_reason: str | None, usage: dict
+    ) -> dict:
         return {
             "id": _id("msg"),
             "type": "message",
@@ -341,30 +357,45 @@ class _Handler(BaseHTTPRequestHandler):
         self, reply: Reply, body: dict[str, Any], chunks: list[str], input_tokens: int, output_tokens: int
     ) -> Iterator[tuple[str, Any]]:
         start_usage = {"input_tokens": input_tokens, "output_tokens": 1}
-        yield "message_start", {"type": "message_start", "message": self._message(body, [], None, start_usage)}
-        yield "content_block_start", {
-            "type": "content_block_start",
-            "index": 0,
-            "content_block": {"type": "text", "text": ""},
-        }
+        yield (
+            "message_start",
+            {"type": "message_start", "message": self._message(body, [], None, start_usage)},
+        )
+        yield (
+            "content_block_start",
+            {
+                "type": "content_block_start",
+                "index": 0,
+                "content_block": {"type": "text", "text": ""},
+            },
+        )
         yield "ping", {"type": "ping"}
         for sent, chunk in enumerate(chunks):
             if reply.error_after_chunks is not None and sent == reply.error_after_chunks:
-                yield "error", {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
+                yield (
+                    "error",
+                    {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}},
+                )
                 return
             if sent and reply.chunk_delay_s:
                 yield "sleep", reply.chunk_delay_s
-            yield "content_block_delta", {
-                "type": "content_block_delta",
-                "index": 0,
-                "delta": {"type": "text_delta", "text": chunk},
-            }
+            yield (
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": 0,
+                    "delta": {"type": "text_delta", "text": chunk},
+                },
+            )
         yield "content_block_stop", {"type": "content_block_stop", "index": 0}
-        yield "message_delta", {
-            "type": "message_delta",
-            "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
-            "usage": {"output_tokens": output_tokens},
-        }
+        yield (
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": reply.stop_reason, "stop_sequence": None},
+                "usage": {"output_tokens": output_tokens},
+            },
+        )
         yield "message_stop", {"type": "message_stop"}
 
 

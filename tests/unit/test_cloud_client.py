@@ -12,6 +12,7 @@ import socket
 import time
 
 import pytest
+from pydantic import SecretStr
 
 from lsp_server.cloud.audit import AuditLog, record_cloud_request
 from lsp_server.cloud.client import CloudClient, CloudService
@@ -60,7 +61,11 @@ async def test_plain_answer(fake_anthropic: FakeAnthropic) -> None:
     await client.aclose()
 
     assert (answer.text, answer.model, answer.input_tokens, answer.output_tokens, answer.stop_reason) == (
-        "It adds one.", MODEL, 21, 4, "end_turn"
+        "It adds one.",
+        MODEL,
+        21,
+        4,
+        "end_turn",
     )
     [request] = fake_anthropic.requests
     assert request.path == "/v1/messages"
@@ -74,11 +79,14 @@ async def test_plain_answer(fake_anthropic: FakeAnthropic) -> None:
 
 
 async def test_streamed_answer_calls_on_text_per_delta(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(Reply(chunks=("It ", "adds ", "one."), input_tokens=30, output_tokens=3,
-                                stop_reason="max_tokens"))
+    fake_anthropic.script(
+        Reply(chunks=("It ", "adds ", "one."), input_tokens=30, output_tokens=3, stop_reason="max_tokens")
+    )
     client = CloudClient(settings_for(fake_anthropic))
     pieces: list[str] = []
-    answer = await client.stream("You are terse.", "What does x + 1 do?", max_tokens=64, on_text=pieces.append)
+    answer = await client.stream(
+        "You are terse.", "What does x + 1 do?", max_tokens=64, on_text=pieces.append
+    )
     await client.aclose()
 
     assert pieces == ["It ", "adds ", "one."]
@@ -154,7 +162,9 @@ async def test_timeout_fails_fast_with_a_clear_error(fake_anthropic: FakeAnthrop
     fake_anthropic.script(slow(10), slow(10))
     client = CloudClient(settings_for(fake_anthropic, timeout_s=0.3, max_retries=1))
     started = time.perf_counter()
-    with pytest.raises(CloudError, match=r"did not answer within 0.3s after 1 retry.*gearshift.cloud.timeoutS"):
+    with pytest.raises(
+        CloudError, match=r"did not answer within 0.3s after 1 retry.*gearshift.cloud.timeoutS"
+    ):
         await ask(client, mode)
     elapsed = time.perf_counter() - started
     await client.aclose()
@@ -184,7 +194,9 @@ async def test_bad_request_names_the_problem(fake_anthropic: FakeAnthropic) -> N
 
     fake_anthropic.script(Status(400, "invalid_request_error", "prompt is too long: 300000 tokens > 200000"))
     client = CloudClient(settings_for(fake_anthropic))
-    with pytest.raises(CloudError, match=r"rejected the request \(400 invalid_request_error\): prompt is too long"):
+    with pytest.raises(
+        CloudError, match=r"rejected the request \(400 invalid_request_error\): prompt is too long"
+    ):
         await client.stream("s", "p")
     await client.aclose()
     assert len(fake_anthropic.requests) == 1
@@ -194,9 +206,13 @@ async def test_unreachable_server() -> None:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    settings = CloudSettings(api_key=KEY, base_url=f"http://127.0.0.1:{port}", model=MODEL, max_retries=0)
+    settings = CloudSettings(
+        api_key=SecretStr(KEY), base_url=f"http://127.0.0.1:{port}", model=MODEL, max_retries=0
+    )
     client = CloudClient(settings)
-    with pytest.raises(CloudError, match=r"Cannot reach the Anthropic API at 127.0.0.1:\d+.*gearshift.cloud.baseUrl"):
+    with pytest.raises(
+        CloudError, match=r"Cannot reach the Anthropic API at 127.0.0.1.*gearshift.cloud.baseUrl"
+    ):
         await client.stream("s", "p")
     await client.aclose()
 
@@ -270,7 +286,9 @@ async def test_no_key_means_not_available_and_nothing_is_sent(fake_anthropic: Fa
     settings = settings_for(fake_anthropic, api_key=None)
     client = CloudClient(settings, env={})
     assert client.available is False
-    with pytest.raises(CloudError, match="cloud not configured: set ANTHROPIC_API_KEY or gearshift.cloud.apiKey"):
+    with pytest.raises(
+        CloudError, match="cloud not configured: set ANTHROPIC_API_KEY or gearshift.cloud.apiKey"
+    ):
         await client.stream("s", "p")
     service = CloudService(settings, env={})
     decision = service.route("review_security", file_path="/w/app.py", text="eval(input())")
@@ -280,7 +298,9 @@ async def test_no_key_means_not_available_and_nothing_is_sent(fake_anthropic: Fa
 
 
 async def test_key_from_environment(fake_anthropic: FakeAnthropic) -> None:
-    client = CloudClient(settings_for(fake_anthropic, api_key=None), env={"ANTHROPIC_API_KEY": "from-env-key"})
+    client = CloudClient(
+        settings_for(fake_anthropic, api_key=None), env={"ANTHROPIC_API_KEY": "from-env-key"}
+    )
     assert client.available
     await client.complete("s", "p")
     await client.aclose()
@@ -288,9 +308,11 @@ async def test_key_from_environment(fake_anthropic: FakeAnthropic) -> None:
 
 
 def test_settings_key_wins_over_environment() -> None:
-    client = CloudClient(CloudSettings(api_key="from-settings"), env={"ANTHROPIC_API_KEY": "from-env"})
+    client = CloudClient(
+        CloudSettings(api_key=SecretStr("from-settings")), env={"ANTHROPIC_API_KEY": "from-env"}
+    )
     assert client._api_key == "from-settings"
-    assert not CloudClient(CloudSettings(api_key="  "), env={"ANTHROPIC_API_KEY": " "}).available
+    assert not CloudClient(CloudSettings(api_key=SecretStr("  ")), env={"ANTHROPIC_API_KEY": " "}).available
 
 
 # -- privacy, end to end: route + redact + audit + client + meter -------------------------------------
@@ -303,10 +325,10 @@ PLANTED = {
 }
 SOURCE = f"""import boto3
 
-AWS_KEY = "{PLANTED['aws']}"
-DB_PASSWORD = "{PLANTED['password']}"
-DSN = "postgres://app:{PLANTED['url']}@db.internal/app"
-GH = "{PLANTED['github']}"
+AWS_KEY = "{PLANTED["aws"]}"
+DB_PASSWORD = "{PLANTED["password"]}"
+DSN = "postgres://app:{PLANTED["url"]}@db.internal/app"
+GH = "{PLANTED["github"]}"
 
 
 def handler(event):
@@ -315,7 +337,9 @@ def handler(event):
 """
 
 
-async def test_nothing_planted_leaves_the_machine(fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture) -> None:
+async def test_nothing_planted_leaves_the_machine(
+    fake_anthropic: FakeAnthropic, caplog: pytest.LogCaptureFixture
+) -> None:
     caplog.set_level(logging.DEBUG)
     fake_anthropic.script(Reply("- **line 10** (high): SQL injection.", input_tokens=200, output_tokens=12))
     service = CloudService(settings_for(fake_anthropic))
@@ -323,12 +347,22 @@ async def test_nothing_planted_leaves_the_machine(fake_anthropic: FakeAnthropic,
     assert decision.is_cloud
     prompt = build_prompt("review_security", SOURCE, language="python")
 
-    answer = await service.ask(decision, task="review_security", system=prompt.system, prompt=prompt.user,
-                               file_name="/home/dev/app/handler.py")
+    answer = await service.ask(
+        decision,
+        task="review_security",
+        system=prompt.system,
+        prompt=prompt.user,
+        file_name="/home/dev/app/handler.py",
+    )
     await service.aclose()
 
     assert "SQL injection" in answer.text
-    assert {r.kind for r in answer.redactions} == {"aws_access_key", "password", "url_password", "github_token"}
+    assert {r.kind for r in answer.redactions} == {
+        "aws_access_key",
+        "password",
+        "url_password",
+        "github_token",
+    }
     [request] = fake_anthropic.requests
     for secret in PLANTED.values():
         assert secret not in request.text
@@ -350,7 +384,9 @@ async def test_nothing_planted_leaves_the_machine(fake_anthropic: FakeAnthropic,
 
 async def test_never_send_file_is_refused_before_anything_is_sent(fake_anthropic: FakeAnthropic) -> None:
     service = CloudService(settings_for(fake_anthropic))
-    decision = service.route("review_security", file_path="/home/dev/app/.env", text="TOKEN=abc", explicit_escalation=True)
+    decision = service.route(
+        "review_security", file_path="/home/dev/app/.env", text="TOKEN=abc", explicit_escalation=True
+    )
     assert not decision.is_cloud
     with pytest.raises(CloudError, match=r"not sent to the cloud: never_send matched \*\*/\.env"):
         await service.ask(decision, task="review_security", system="s", prompt="TOKEN=abc", file_name=".env")
@@ -366,11 +402,38 @@ async def test_local_only_refuses_even_an_explicit_escalation(fake_anthropic: Fa
     assert fake_anthropic.requests == []
 
 
+async def test_ask_rechecks_the_settings_at_send_time(fake_anthropic: FakeAnthropic) -> None:
+    service = CloudService(settings_for(fake_anthropic))
+    decision = service.route("review_security", file_path="/w/app.py", text="x = 1")
+    assert decision.is_cloud
+    service.update_settings(settings_for(fake_anthropic, local_only=True))
+    with pytest.raises(CloudError, match="not sent to the cloud: local_only is set"):
+        await service.ask(decision, task="review_security", system="s", prompt="x = 1", file_name="app.py")
+    service.update_settings(settings_for(fake_anthropic))
+    with pytest.raises(CloudError, match=r"not sent to the cloud: never_send matched \*\*/\.env"):
+        await service.ask(decision, task="review_security", system="s", prompt="x = 1", file_name="/w/.env")
+    await service.aclose()
+    assert fake_anthropic.requests == []
+
+
+async def test_system_prompt_is_redacted_too(fake_anthropic: FakeAnthropic) -> None:
+    service = CloudService(settings_for(fake_anthropic))
+    decision = service.route("review_security", file_path=None, text="")
+    answer = await service.ask(
+        decision, task="review_security", system=f"Context: {PLANTED['aws']}", prompt="x", file_name=None
+    )
+    await service.aclose()
+    assert PLANTED["aws"] not in fake_anthropic.requests[0].text
+    assert [r.kind for r in answer.redactions] == ["aws_access_key"]
+
+
 # -- meter and status -------------------------------------------------------------------------------
 
 
 async def test_service_meters_tokens_and_cost(fake_anthropic: FakeAnthropic) -> None:
-    fake_anthropic.script(Reply("a", input_tokens=1000, output_tokens=200), Reply("b", input_tokens=500, output_tokens=100))
+    fake_anthropic.script(
+        Reply("a", input_tokens=1000, output_tokens=200), Reply("b", input_tokens=500, output_tokens=100)
+    )
     service = CloudService(settings_for(fake_anthropic, input_cost_per_mtok=3.0, output_cost_per_mtok=15.0))
     decision = service.route("review_data_race", file_path=None, text="x")
     for _ in range(2):
@@ -378,7 +441,10 @@ async def test_service_meters_tokens_and_cost(fake_anthropic: FakeAnthropic) -> 
     await service.aclose()
     status = service.status()
     assert {k: status[k] for k in ("requests", "inputTokens", "outputTokens", "costUsd")} == {
-        "requests": 2, "inputTokens": 1500, "outputTokens": 300, "costUsd": 0.009,
+        "requests": 2,
+        "inputTokens": 1500,
+        "outputTokens": 300,
+        "costUsd": 0.009,
     }
     assert status["available"] is True and status["model"] == MODEL
     assert [r["task"] for r in status["recent"]] == ["review_data_race", "review_data_race"]
@@ -414,7 +480,12 @@ def test_meter_snapshot_shape_and_prices() -> None:
     assert meter.record(input_tokens=1_000_000, output_tokens=0) == 3.0
     meter.update_settings(CloudSettings(input_cost_per_mtok=1.0, output_cost_per_mtok=2.0))
     meter.record(input_tokens=0, output_tokens=500_000)
-    assert meter.snapshot() == {"requests": 2, "inputTokens": 1_000_000, "outputTokens": 500_000, "costUsd": 4.0}
+    assert meter.snapshot() == {
+        "requests": 2,
+        "inputTokens": 1_000_000,
+        "outputTokens": 500_000,
+        "costUsd": 4.0,
+    }
     with pytest.raises(ValueError):
         meter.record(input_tokens=-1, output_tokens=0)
 
@@ -428,9 +499,17 @@ def test_audit_line_has_sizes_and_names_only(caplog: pytest.LogCaptureFixture) -
     with caplog.at_level(logging.INFO, logger="test.audit"):
         for task in ("explain", "refactor", "review_security"):
             record_cloud_request(
-                logger, task=task, file_name="C:\\work\\proj\\db.py", sent_chars=1234,
-                redactions=[Redaction("password", 3, 8), Redaction("password", 9, 12), Redaction("jwt", 4, 90)],
-                model=MODEL, history=history,
+                logger,
+                task=task,
+                file_name="C:\\work\\proj\\db.py",
+                sent_chars=1234,
+                redactions=[
+                    Redaction("password", 3, 8),
+                    Redaction("password", 9, 12),
+                    Redaction("jwt", 4, 90),
+                ],
+                model=MODEL,
+                history=history,
             )
     assert caplog.messages[-1] == (
         f"cloud request: task=review_security file=db.py sent_chars=1234 redactions=3 (jwt=1, password=2) model={MODEL}"
@@ -441,9 +520,13 @@ def test_audit_line_has_sizes_and_names_only(caplog: pytest.LogCaptureFixture) -
 
 def test_audit_accepts_counts_and_unsaved_buffers(caplog: pytest.LogCaptureFixture) -> None:
     with caplog.at_level(logging.INFO, logger="gearshift.cloud.audit"):
-        record = record_cloud_request(None, task="explain", file_name=None, sent_chars=10, redactions={}, model=MODEL)
+        record = record_cloud_request(
+            None, task="explain", file_name=None, sent_chars=10, redactions={}, model=MODEL
+        )
     assert record.redaction_count == 0
-    assert caplog.messages == [f"cloud request: task=explain file=<unsaved> sent_chars=10 redactions=0 model={MODEL}"]
+    assert caplog.messages == [
+        f"cloud request: task=explain file=<unsaved> sent_chars=10 redactions=0 model={MODEL}"
+    ]
 
 
 # -- prompts ----------------------------------------------------------------------------------------
@@ -492,3 +575,24 @@ def test_extract_code_block(answer: str, code: str | None) -> None:
 
 def test_extract_bare_code_when_allowed() -> None:
     assert extract_code_block("y = 2", allow_bare=True) == "y = 2\n"
+
+
+async def test_errors_in_on_text_are_not_disguised_as_cloud_errors(fake_anthropic: FakeAnthropic) -> None:
+    client = CloudClient(settings_for(fake_anthropic))
+
+    def on_text(piece: str) -> None:
+        raise KeyError("editor went away")
+
+    for cancel in (None, asyncio.Event()):
+        with pytest.raises(KeyError):
+            await client.stream("s", "p", on_text=on_text, cancel=cancel)
+    await client.aclose()
+
+
+def test_importing_the_cloud_package_does_not_import_the_sdk() -> None:
+    import subprocess
+    import sys
+
+    code = "import sys, lsp_server.cloud.client, lsp_server.cloud.router; print('anthropic' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "False"

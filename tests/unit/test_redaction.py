@@ -17,7 +17,14 @@ OPENAI = "sk-" + "proj-" + "Q7w" * 10
 SLACK = "xoxb-" + "1234567890-" + "abcdefghij"
 STRIPE = "sk_" + "live_" + "4eC39HqLyjWDarjtT1zdp7dc"
 GOOGLE = "AIza" + "SyA1b2C3d4E5f6G7h8I9j0K1l2M3n4O5p6Q"
-JWT = "eyJ" + "hbGciOiJIUzI1NiJ9" + ".eyJ" + "zdWIiOiIxMjM0NTY3ODkwIn0" + "." + "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+JWT = (
+    "eyJ"
+    + "hbGciOiJIUzI1NiJ9"
+    + ".eyJ"
+    + "zdWIiOiIxMjM0NTY3ODkwIn0"
+    + "."
+    + "dozjgNryP4J3jVmNHl0w5N_XgL0n3I9PlFUP0THsR8U"
+)
 PEM = (
     "-----BEGIN RSA " + "PRIVATE KEY-----\n"
     "MIIEowIBAAKCAQEA7bq98Vz7VhyQhmHMTMaFYmWbQhkGyuPK3CE+dA0lp6pIuPnm\n"
@@ -34,10 +41,17 @@ REDACTED = [
     # token shapes, wherever they appear
     pytest.param(f'key = "{AWS}"', f'key = "{R("aws_access_key")}"', id="aws-access-key"),
     pytest.param(f"aws_access_key_id={AWS}", f"aws_access_key_id={R('aws_access_key')}", id="aws-in-ini"),
-    pytest.param(f"gh auth login --with-token {GITHUB}", f"gh auth login --with-token {R('github_token')}", id="github-ghp"),
+    pytest.param(
+        f"gh auth login --with-token {GITHUB}",
+        f"gh auth login --with-token {R('github_token')}",
+        id="github-ghp",
+    ),
     pytest.param(f"x = '{GITHUB_PAT}'", f"x = '{R('github_token')}'", id="github-pat"),
-    pytest.param(f'client = Anthropic(api_key="{ANTHROPIC}")', f'client = Anthropic(api_key="{R("anthropic_key")}")',
-                 id="anthropic-key-kwarg"),
+    pytest.param(
+        f'client = Anthropic(api_key="{ANTHROPIC}")',
+        f'client = Anthropic(api_key="{R("anthropic_key")}")',
+        id="anthropic-key-kwarg",
+    ),
     pytest.param(f"OPENAI = '{OPENAI}'", f"OPENAI = '{R('openai_key')}'", id="openai-key"),
     pytest.param(f"# slack: {SLACK}", f"# slack: {R('slack_token')}", id="slack-token-in-comment"),
     pytest.param(f"stripe.api = '{STRIPE}'", f"stripe.api = '{R('stripe_key')}'", id="stripe-key"),
@@ -45,7 +59,8 @@ REDACTED = [
     pytest.param(f"cookie = {JWT};", f"cookie = {R('jwt')};", id="jwt"),
     pytest.param(f"key = '''\n{PEM}\n'''", f"key = '''\n{R('private_key')}\n'''", id="pem-block"),
     pytest.param(
-        "-----BEGIN OPENSSH " + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n",
+        "-----BEGIN OPENSSH "
+        + "PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAABG5vbmUAAAAEbm9uZQAAAAAAAAABAAAAMwAAAAtzc2gtZW\n",
         R("private_key") + "\n",
         id="pem-block-cut-short",
     ),
@@ -59,44 +74,80 @@ REDACTED = [
         "curl -H 'Authorization: Bearer " + R("bearer_token") + "' https://x",
         id="bearer-header-curl",
     ),
-    pytest.param("Authorization: Basic dXNlcjpodW50ZXIy", "Authorization: Basic " + R("basic_auth"), id="basic-auth"),
+    pytest.param(
+        "Authorization: Basic dXNlcjpodW50ZXIy", "Authorization: Basic " + R("basic_auth"), id="basic-auth"
+    ),
     pytest.param(
         'DB = "postgres://admin:s3cr3t-pw@db.internal:5432/app"',
         f'DB = "postgres://admin:{R("url_password")}@db.internal:5432/app"',
         id="postgres-url",
     ),
-    pytest.param("redis://:hunter2hunter2@cache:6379/0", f"redis://:{R('url_password')}@cache:6379/0", id="redis-url-no-user"),
+    pytest.param(
+        "redis://:hunter2hunter2@cache:6379/0",
+        f"redis://:{R('url_password')}@cache:6379/0",
+        id="redis-url-no-user",
+    ),
     # assignments of literals to secret-sounding names, in many languages
     pytest.param('PASSWORD = "hunter2!"', f'PASSWORD = "{R("password")}"', id="python-constant"),
-    pytest.param("db_password: str = 'correct horse'", f"db_password: str = '{R('password')}'", id="python-annotated"),
-    pytest.param('connect(user="bob", password="pa55word")', f'connect(user="bob", password="{R("password")}")',
-                 id="python-kwarg"),
-    pytest.param('self.api_key = b"0123456789abcdef"', f'self.api_key = b"{R("api_key")}"', id="python-bytes-attr"),
-    pytest.param('if password == "letmein":', f'if password == "{R("password")}":', id="hardcoded-comparison"),
+    pytest.param(
+        "db_password: str = 'correct horse'", f"db_password: str = '{R('password')}'", id="python-annotated"
+    ),
+    pytest.param(
+        'connect(user="bob", password="pa55word")',
+        f'connect(user="bob", password="{R("password")}")',
+        id="python-kwarg",
+    ),
+    pytest.param(
+        'self.api_key = b"0123456789abcdef"', f'self.api_key = b"{R("api_key")}"', id="python-bytes-attr"
+    ),
+    pytest.param(
+        'if password == "letmein":', f'if password == "{R("password")}":', id="hardcoded-comparison"
+    ),
     pytest.param('const apiKey = "abcd-1234-efgh";', f'const apiKey = "{R("api_key")}";', id="js-const"),
     pytest.param("let secret = `s3cr3t-value`;", f"let secret = `{R('secret')}`;", id="js-template-literal"),
     pytest.param('{ "apiKey": "0f1e2d3c4b5a" }', f'{{ "apiKey": "{R("api_key")}" }}', id="json"),
-    pytest.param("opts = { accessKey: 'xyz-987-abc' }", f"opts = {{ accessKey: '{R('api_key')}' }}", id="js-object"),
+    pytest.param(
+        "opts = { accessKey: 'xyz-987-abc' }", f"opts = {{ accessKey: '{R('api_key')}' }}", id="js-object"
+    ),
     pytest.param('apiToken := "tok_live_12345"', f'apiToken := "{R("token")}"', id="go-short-assign"),
-    pytest.param('var clientSecret string = "abcdef123"', f'var clientSecret string = "{R("secret")}"', id="go-var"),
-    pytest.param("os.environ['GITHUB_TOKEN'] = 'plain-text-token'", f"os.environ['GITHUB_TOKEN'] = '{R('token')}'",
-                 id="environ-item"),
+    pytest.param(
+        'var clientSecret string = "abcdef123"', f'var clientSecret string = "{R("secret")}"', id="go-var"
+    ),
+    pytest.param(
+        "os.environ['GITHUB_TOKEN'] = 'plain-text-token'",
+        f"os.environ['GITHUB_TOKEN'] = '{R('token')}'",
+        id="environ-item",
+    ),
     pytest.param("export TOKEN=abc123def456", f"export TOKEN={R('token')}", id="shell-export"),
     pytest.param("DB_PASSWORD=hunter2 # prod", f"DB_PASSWORD={R('password')} # prod", id="dotenv"),
-    pytest.param("spring.datasource.password=Pr0d!pw", f"spring.datasource.password={R('password')}", id="properties"),
+    pytest.param(
+        "spring.datasource.password=Pr0d!pw", f"spring.datasource.password={R('password')}", id="properties"
+    ),
     pytest.param("db:\n  password: hunter2\n", f"db:\n  password: {R('password')}\n", id="yaml-bare"),
     pytest.param("  private_key: 'abc/def+ghi='", f"  private_key: '{R('private_key')}'", id="yaml-quoted"),
     pytest.param("X-Api-Key: 7c9e6679f4", f"X-Api-Key: {R('api_key')}", id="http-header"),
-    pytest.param('SECRET_KEY = "django-insecure-(x)$%"', f'SECRET_KEY = "{R("secret")}"', id="django-secret-key"),
+    pytest.param(
+        'SECRET_KEY = "django-insecure-(x)$%"', f'SECRET_KEY = "{R("secret")}"', id="django-secret-key"
+    ),
     pytest.param("DB_PASS=hunter22", f"DB_PASS={R('password')}", id="dotenv-pass-suffix"),
     pytest.param('SMTP_PWD: "abc123"', f'SMTP_PWD: "{R("password")}"', id="upper-pwd"),
-    pytest.param('aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"',
-                 f'aws_secret_access_key = "{R("api_key")}"', id="aws-secret-access-key"),
-    pytest.param("secret_key_base: 'a1b2c3d4e5f6'", f"secret_key_base: '{R('secret')}'", id="rails-secret-key-base"),
+    pytest.param(
+        'aws_secret_access_key = "wJalrXUtnFEMI/K7MDENG/bPxRfiCY"',
+        f'aws_secret_access_key = "{R("api_key")}"',
+        id="aws-secret-access-key",
+    ),
+    pytest.param(
+        "secret_key_base: 'a1b2c3d4e5f6'", f"secret_key_base: '{R('secret')}'", id="rails-secret-key-base"
+    ),
     pytest.param("'access_token': 'sdlfkj452',", f"'access_token': '{R('token')}',", id="qualified-token"),
-    pytest.param('token = "a1B2c3D4e5F6g7H8i9"', f'token = "{R("token")}"', id="plain-token-with-credential-value"),
-    pytest.param("export HF_TOKEN=hf_" + "AbCdEf1234" * 3 + "xyz", f"export HF_TOKEN={R('huggingface_token')}",
-                 id="huggingface-token"),
+    pytest.param(
+        'token = "a1B2c3D4e5F6g7H8i9"', f'token = "{R("token")}"', id="plain-token-with-credential-value"
+    ),
+    pytest.param(
+        "export HF_TOKEN=hf_" + "AbCdEf1234" * 3 + "xyz",
+        f"export HF_TOKEN={R('huggingface_token')}",
+        id="huggingface-token",
+    ),
     pytest.param('API_KEY_2 = "0123abcd"', f'API_KEY_2 = "{R("api_key")}"', id="numbered-suffix"),
 ]
 
@@ -144,12 +195,14 @@ NOT_REDACTED = [
     pytest.param('elif token == "with":', id="token-comparison"),
     pytest.param('_SK_START = b"-----BEGIN OPENSSH PRIVATE KEY-----"', id="pem-header-constant"),
     pytest.param('"browser.proxy.password": "string",', id="schema-type"),
-    pytest.param("token = r\"[-!#$%&'*+.^_`|~0-9a-zA-Z]+\"", id="regex-for-tokens"),
+    pytest.param('token = r"[-!#$%&\'*+.^_`|~0-9a-zA-Z]+"', id="regex-for-tokens"),
     pytest.param('IDTOKEN_TOKEN: "id_token token",', id="token-with-spaces"),
     pytest.param('CacheManagerGetRefreshToken = "cacheManagerGetRefreshToken";', id="event-name"),
     pytest.param('first_pass = "parse"', id="lowercase-pass"),
     pytest.param('SIGNIN_TOKEN = "/oauth2/v2.0/token";', id="url-path-value"),
-    pytest.param("contain -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY----- )", id="pem-markers-in-prose"),
+    pytest.param(
+        "contain -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY----- )", id="pem-markers-in-prose"
+    ),
 ]
 
 

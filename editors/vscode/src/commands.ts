@@ -89,8 +89,16 @@ export async function presentResult(ctx: CommandContext, command: string, result
   }
 }
 
-/** Run a server command under a cancellable progress notification; undefined when cancelled or failed. */
-export async function runServerCommand(ctx: CommandContext, command: string, args: unknown[]): Promise<unknown> {
+/**
+ * Run a server command, under a cancellable progress notification unless `quick`;
+ * undefined when cancelled or failed.
+ */
+export async function runServerCommand(
+  ctx: CommandContext,
+  command: string,
+  args: unknown[],
+  quick = false,
+): Promise<unknown> {
   const connection = ctx.connection();
   if (!connection) {
     void api.showErrorMessage("Gearshift: the server is not running.", "Show Output").then((choice) => {
@@ -101,6 +109,9 @@ export async function runServerCommand(ctx: CommandContext, command: string, arg
     return undefined;
   }
   try {
+    if (quick) {
+      return await connection.executeCommand(command, args);
+    }
     return await api.withNotificationProgress(progressTitle(command), (progress, token) =>
       connection.executeCommand(command, args, token, (message) => progress.report({ message })),
     );
@@ -154,7 +165,7 @@ export async function refactorSelection(ctx: CommandContext): Promise<void> {
 }
 
 export async function showStatus(ctx: CommandContext): Promise<void> {
-  const report = (await runServerCommand(ctx, ServerCommand.status, [])) as StatusReport | undefined;
+  const report = (await runServerCommand(ctx, ServerCommand.status, [], true)) as StatusReport | undefined;
   if (report === undefined) {
     return;
   }

@@ -35,7 +35,11 @@ export function escapeMarkdown(text: string): string {
   return text.replace(/[\\`*_{}[\]()#+\-.!|<>]/g, "\\$&");
 }
 
-export function formatStatusBar(status: StatusParams): StatusBarView {
+/**
+ * `lastSpeed` is the last positive tok/s measured on this tier: a request that generated
+ * nothing (cancelled, hidden) reports 0 tok/s, which says nothing about the model's speed.
+ */
+export function formatStatusBar(status: StatusParams, lastSpeed?: number): StatusBarView {
   const label = tierLabel(status.tier);
   const lines: string[] = [];
   const tierName = status.tier ? escapeMarkdown(status.tier) : "no model";
@@ -80,10 +84,11 @@ export function formatStatusBar(status: StatusParams): StatusBarView {
       return { text: `$(warning) ${label}`, tooltip, warning: true, ariaLabel };
     default: {
       let text = `$(zap) ${label}`;
+      const speed = isNumber(status.tokensPerSecond) && status.tokensPerSecond > 0 ? status.tokensPerSecond : lastSpeed;
       if (status.cacheHit === true) {
         text += " · cached";
-      } else if (isNumber(status.tokensPerSecond)) {
-        text += ` · ${Math.round(status.tokensPerSecond)} tok/s`;
+      } else if (isNumber(speed) && speed > 0) {
+        text += ` · ${Math.round(speed)} tok/s`;
       }
       return { text, tooltip, warning: false, ariaLabel };
     }
@@ -124,7 +129,13 @@ function describeValue(value: unknown): string {
     return String(value);
   }
   if (Array.isArray(value)) {
-    return value.map(describeValue).join(", ") || "none";
+    const nested = value.some((v) => typeof v === "object" && v !== null);
+    return value.map(describeValue).join(nested ? "; " : ", ") || "none";
+  }
+  if (typeof value === "object") {
+    return Object.entries(value as Record<string, unknown>)
+      .map(([k, v]) => `${k} ${describeValue(v)}`)
+      .join(", ");
   }
   return JSON.stringify(value);
 }

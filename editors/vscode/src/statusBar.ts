@@ -10,6 +10,8 @@ export const SHOW_STATUS_COMMAND = "gearshift.showStatus";
 export class StatusBar {
   private readonly item: StatusBarItem;
   private last: StatusParams | undefined;
+  /** Last positive tok/s per tier. */
+  private readonly speeds = new Map<string, number>();
 
   constructor() {
     this.item = api.createStatusBarItem("gearshift.status", 100);
@@ -26,7 +28,11 @@ export class StatusBar {
 
   update(status: StatusParams): void {
     this.last = status;
-    this.render(formatStatusBar(status));
+    const tier = status.tier ?? "";
+    if (typeof status.tokensPerSecond === "number" && status.tokensPerSecond > 0 && !status.cacheHit) {
+      this.speeds.set(tier, status.tokensPerSecond);
+    }
+    this.render(formatStatusBar(status, this.speeds.get(tier)));
   }
 
   starting(): void {

@@ -16,7 +16,7 @@
 // 1 when it did not, 2 when the set-up is missing (the pytest wrapper skips on 2).
 
 import { spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { createServer } from "node:net";
 import { homedir, tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -141,7 +141,7 @@ writeFileSync(
       "gearshift.completion.minConfidence": 0,
       "gearshift.completion.maxTokens": 32,
       "gearshift.cloud.localOnly": true,
-      "gearshift.trace.server": "messages",
+      "gearshift.serverArgs": ["--log-level", "DEBUG"],
     },
     null,
     2,
@@ -163,6 +163,30 @@ const SOURCE = [
   "",
 ].join("\n");
 writeFileSync(join(workspace, "inventory.py"), SOURCE);
+
+/** The last lines of the extension's output channel (the server's stderr lands there too). */
+function extensionLogTail(lines = 80) {
+  const find = (dir) => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) {
+        const found = find(path);
+        if (found) {
+          return found;
+        }
+      } else if (entry.name === "Gearshift.log") {
+        return path;
+      }
+    }
+    return undefined;
+  };
+  try {
+    const file = find(join(userData, "logs"));
+    return file ? readFileSync(file, "utf8").trimEnd().split("\n").slice(-lines) : [];
+  } catch {
+    return [];
+  }
+}
 
 const children = [];
 async function cleanup() {
@@ -398,6 +422,9 @@ try {
     /* best effort */
   }
 } finally {
+  if (!result.ok) {
+    result.extensionLog = extensionLogTail();
+  }
   await browser?.close().catch(() => undefined);
   await cleanup();
 }

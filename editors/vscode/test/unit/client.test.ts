@@ -155,6 +155,8 @@ describe("activate", () => {
     const { client } = await activated();
     client.notifications.get("gearshift/status")!({ state: "ready", tier: "qwen2.5-coder-0.5b", tokensPerSecond: 42 });
     expect(fake.statusBarItems[0]!.text).toBe("$(zap) 0.5B · 42 tok/s");
+    client.notifications.get("gearshift/status")!({ state: "ready", tier: "qwen2.5-coder-0.5b", tokensPerSecond: 0 });
+    expect(fake.statusBarItems[0]!.text).toBe("$(zap) 0.5B · 42 tok/s");
     client.notifications.get("gearshift/status")!({ state: "error", tier: "qwen2.5-coder-0.5b", message: "no model" });
     expect(fake.statusBarItems[0]!.backgroundColor).toEqual({ id: "statusBarItem.warningBackground" });
   });

@@ -65,6 +65,13 @@ describe("formatStatusBar", () => {
     );
   });
 
+  it("keeps the last measured speed when a request generated nothing", () => {
+    expect(formatStatusBar({ state: "ready", tier: "smollm2-135m", tokensPerSecond: 0 }, 39.7).text).toBe(
+      "$(zap) 135M · 40 tok/s",
+    );
+    expect(formatStatusBar({ state: "ready", tier: "smollm2-135m", tokensPerSecond: 0 }).text).toBe("$(zap) 135M");
+  });
+
   it("tolerates nulls for missing figures", () => {
     const view = formatStatusBar({ state: "ready", tier: "smollm2-135m", tokensPerSecond: null, confidence: null });
     expect(view.text).toBe("$(zap) 135M");
@@ -83,7 +90,7 @@ describe("statusReportItems", () => {
       tier: "qwen2.5-coder-0.5b",
       tokensPerSecond: 44.4,
       loadedModels: ["qwen2.5-coder-0.5b", "smollm2-135m"],
-      guard: { rung: 1, probing: false },
+      guard: { rung: 1, probing: false, rungs: [{ name: "smollm2-135m", medianTokS: 38 }] },
       cloud: { requests: 2, inputTokens: 1200, outputTokens: 300, costUsd: 0.0081 },
     });
     const text = items.map((i) => `${i.label}: ${i.description}`).join("\n");
@@ -91,6 +98,7 @@ describe("statusReportItems", () => {
     expect(text).toContain("44.4 tok/s");
     expect(text).toContain("qwen2.5-coder-0.5b, smollm2-135m");
     expect(text).toContain("Guard rung: 1");
+    expect(text).toContain("Guard rungs: name smollm2-135m, medianTokS 38");
     expect(text).toContain("2 requests · 1200 in / 300 out tokens · $0.0081");
   });
 
