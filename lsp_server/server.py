@@ -81,6 +81,8 @@ class GearshiftServer(LanguageServer):
             listener(self)
         if reload and self.guard is not None:
             self.start_models()
+        elif self.guard is not None:
+            self.guard.update_settings(new.guard, target_tok_s=new.guard.inline_target_tok_s)
         return True
 
     # -- models -----------------------------------------------------------------------------------

@@ -58,6 +58,10 @@ class EngineSettings(_Section):
     kv_cache_type_v: KvCacheType = "f16"
     """Element type of the V cache (q4_0 quarters it; quantized V needs flash attention, turned on for it)."""
 
+    flash_attention: bool = True
+    """Use llama.cpp's flash-attention kernel (forced on for a quantized V cache); it also makes a token's
+    logits independent of the batch it was evaluated in, which keeps KV reuse and prompt lookup exact."""
+
     prompt_lookup: bool = True
     """Speculate with drafts copied from n-grams of the prompt, verified in one batch (same output, greedy)."""
 
@@ -69,6 +73,10 @@ class EngineSettings(_Section):
 
     lookup_draft_max: int = Field(default=8, gt=0)
     """Most draft tokens verified in one batch."""
+
+    lookup_exact: bool = True
+    """Verify drafts only in batch sizes llama.cpp computes bit-identically to one-token decoding
+    (measured when the model loads), so prompt lookup never changes the output."""
 
 
 class CompletionSettings(_Section):
@@ -139,7 +147,7 @@ class CloudSettings(_Section):
     local_only: bool = False
     """Nothing ever leaves the machine; critical tasks are answered locally and labelled so."""
 
-    model: str = "claude-sonnet-4-5"
+    model: str = "claude-sonnet-4-6"
     """Anthropic model used for critical tasks and escalation."""
 
     api_key: SecretStr | None = None

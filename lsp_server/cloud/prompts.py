@@ -30,7 +30,7 @@ _SYSTEMS: dict[str, str] = {
     ),
     "refactor": (
         f"{_SYSTEM_BASE} Rewrite code as asked. Reply with only the rewritten code in one fenced code block, "
-        "no explanation. Keep behaviour, names and indentation unless asked otherwise."
+        "no explanation. Keep the behaviour and indentation unless asked otherwise."
     ),
     "review_data_race": (
         f"{_SYSTEM_BASE} Review code for data races and concurrency bugs: shared mutable state, missing locks, "

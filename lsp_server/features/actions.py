@@ -55,6 +55,8 @@ class ActionRequest:
     path: str | None
     version: int | None
     instruction: str | None = None
+    document_text: str = ""
+    """The whole document, for routing only: a `gearshift: critical` marker anywhere in the file counts."""
 
 
 def _arg(args: tuple, key: str, default: Any = None) -> Any:
@@ -95,7 +97,7 @@ def selection_request(ls, task: str, args: tuple) -> ActionRequest:
     return ActionRequest(
         task=task, uri=uri, range=selected, selection=text,
         language=document.language_id, path=document.path, version=document.version,
-        instruction=_arg(args, "instruction"),
+        instruction=_arg(args, "instruction"), document_text=document.source,
     )
 
 
@@ -125,7 +127,7 @@ class ActionRunner:
         language_name = spec.name if spec is not None else (request.language or "text")
         prompt = build_prompt(request.task, request.selection, language=language_name, instruction=request.instruction)
         decision = ls.cloud.route(
-            request.task, file_path=request.path, text=request.selection,
+            request.task, file_path=request.path, text=request.document_text or request.selection,
             explicit_escalation=escalate, local_model=model,
         )
         ls.last_action = request

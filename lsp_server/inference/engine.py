@@ -365,11 +365,52 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._eog: dict[int, bool] = {}
+        self._verify_max = self._capacity
+        if settings.lookup_exact:
+            self._verify_max = self._probe_exact_batch(settings.lookup_draft_max + 1)
         log.info(
-            "loaded %s: n_ctx=%d (trained %d) threads=%d kv=%s/%s",
+            "loaded %s: n_ctx=%d (trained %d) threads=%d kv=%s/%s exact verify batch=%d",
             self.name, self.n_ctx, self.n_ctx_train, self._n_threads,
-            settings.kv_cache_type_k, settings.kv_cache_type_v,
+            settings.kv_cache_type_k, settings.kv_cache_type_v, self._verify_max,
         )
+
+    def _probe_exact_batch(self, largest: int) -> int:
+        """Largest batch (up to ``largest``) whose logits equal one-token decoding bit for bit.
+
+        llama.cpp's CPU kernels switch code paths with the batch size (weight repacking, tiled
+        flash attention), and a different path rounds differently.  Draft verification only uses
+        batches this size or smaller, so prompt lookup gives exactly the plain greedy output.
+        """
+        if largest <= 1:
+            return 1
+        started = time.perf_counter()
+        text = "def probe(values):\n    total = 0\n    for value in values:\n        total += value * 2\n" * 3
+        tokens = self._tokenize(text.encode(), True, False)
+        prefix, probe = tokens[:8], tokens[8 : 8 + largest]
+        largest = len(probe)
+        flag = _StopFlag(None, self._closing)
+        exact = 1
+        try:
+            self._evaluate(prefix, flag, math.inf, self._capacity, False, False)
+            singles = np.empty((largest, self.n_vocab), dtype=np.float32)
+            for i, token in enumerate(probe):
+                self._evaluate(prefix + probe[: i + 1], flag, math.inf, 1, False, True)
+                singles[i] = self._last_row()
+            for size in range(largest, 1, -1):
+                self._reuse_prefix(prefix, need_logits=False)
+                self._batch_tokens[:size] = probe[:size]
+                np.add(self._arange[:size], len(prefix), out=self._batch_pos[:size])
+                self._batch_logits[:size] = 1
+                self._decode(size)
+                self._kv_tokens.extend(probe[:size])
+                if np.array_equal(self._logits(size), singles[:size]):
+                    exact = size
+                    break
+        finally:
+            self._reset_cache()
+        log.debug("%s: batches up to %d decode exactly like single tokens (%.2fs probe)",
+                  self.name, exact, time.perf_counter() - started)
+        return exact
 
     def _create_context(self, model: Any, settings: EngineSettings) -> Any:
         params = llama.llama_context_default_params()
@@ -381,9 +422,11 @@ class LlamaEngine:
         params.n_threads_batch = self._n_threads
         params.type_k = _GGML_TYPES[settings.kv_cache_type_k]
         params.type_v = _GGML_TYPES[settings.kv_cache_type_v]
-        if settings.kv_cache_type_v != "f16":
-            # llama.cpp can only read a quantized V cache inside the flash-attention kernel.
-            params.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_ENABLED
+        # Flash attention makes attention results independent of how many tokens share a batch
+        # (without it, a token's logits differ by up to ~0.7 between batch sizes), and llama.cpp
+        # can only read a quantized V cache inside the flash-attention kernel.
+        flash = settings.flash_attention or settings.kv_cache_type_v != "f16"
+        params.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
         params.no_perf = True
         _LLAMA_LOG.clear_recent()
         ctx = llama.llama_init_from_model(model, params)
@@ -840,7 +883,7 @@ class LlamaEngine:
         batch_tokens, batch_pos, batch_logits = self._batch_tokens, self._batch_pos, self._batch_logits
         arange = self._arange
         scratch = self._scratch
-        n_ctx, capacity, max_tokens = self.n_ctx, self._capacity, request.max_tokens
+        n_ctx, verify_max, max_tokens = self.n_ctx, self._verify_max, request.max_tokens
         drafted = accepted = 0
         while True:
             if flag.cancelled:
@@ -848,7 +891,7 @@ class LlamaEngine:
             if time.perf_counter() >= deadline:
                 return "time_budget", drafted, accepted
             n_past = len(kv)
-            limit = min(max_tokens - len(out.tokens) - 1, n_ctx - n_past - 1, capacity - 1)
+            limit = min(max_tokens - len(out.tokens) - 1, n_ctx - n_past - 1, verify_max - 1)
             draft = lookup.draft(limit) if limit > 0 else []
             k = len(draft)
             batch_tokens[0] = token

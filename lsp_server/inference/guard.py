@@ -1,93 +1,225 @@
 """The latency guard: hold a delivered tokens/s target by shifting down a ladder of rungs, and back up.
 
-A rung is a model plus a way of decoding it.  The ladder goes from the
-largest installed model at full thread count, to the same model on fewer
-threads (with another process busy, llama.cpp's threads wait on each other,
-so fewer threads can be faster), to the next smaller model, and so on.
-Prompt-lookup speculation is on at every rung: it never changes the output
-and only costs when drafts are rejected, which the engine adapts to.
+Pure decision logic (no model, no I/O beyond logging) so it can be unit-tested
+with synthetic measurements and an injected clock.
 
-Decisions, from measurements of real requests only:
-- down one rung after ``slow_requests_to_downshift`` consecutive requests under target;
-- up when a probe (one real request run on a higher rung, at most every ``probe_interval_s``,
-  backing off to 8 s while probes fail) delivers target × ``_PROBE_MARGIN``; the rung probed is
-  the highest one that held the target before, so the way back up can skip rungs;
-- never two shifts within ``min_dwell_s``, and a rung that was just left for being slow is
-  probed less often each time it fails again (back-off), so a steady load does not oscillate.
+A *rung* is a model plus a way of decoding it.  ``build_ladder`` orders them
+from the best quality to the cheapest: each installed model at full speed,
+then the same model decoded more cheaply (prompt-lookup speculation if the
+engine has it off, fewer threads: with another process busy, llama.cpp's
+threads wait on each other, so fewer threads can be faster), then the next
+smaller model.  The smallest model's last rung also halves ``max_tokens``:
+nothing cheaper is left, so the suggestion at least arrives sooner.
+
+Per request, the server asks ``probe_rung() or current`` which rung to run and
+reports the result with ``record``.  Decisions, from real requests only:
+
+* **Down** when the last ``slow_requests_to_downshift`` requests on the current
+  rung were all under target, or the median of a full window of them is.  The
+  shift goes one rung down, unless remembered speeds show the next rungs cannot
+  hold the target either; then it skips them in one shift.  Never two shifts
+  within ``min_dwell_s``.
+* **Up** through probes: at most every ``probe_interval_s`` (backing off to 8 s
+  while probes fail) one request runs on a higher rung; two probes in a row
+  delivering target × ``upshift_headroom`` shift up.  The rung probed is the
+  highest one that could plausibly hold the target now, predicted from its
+  remembered unloaded speed scaled by how loaded the current rung looks.
+* **Hysteresis**: a rung must beat the target by ``upshift_headroom`` to be
+  re-entered but is only left when it falls under the target itself, so a rung
+  whose speed hovers around the target is never flapped in and out of.  When an
+  upshift is reversed within a minute, the load comes and goes: no probing at
+  all for a minute (two, four... after reversals in a row), which bounds shifts
+  to about two a minute.  That pause is the one case where a load leaving is
+  noticed later than ~10 s.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 import statistics
 import threading
 import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from lsp_server.errors import EngineError
 from lsp_server.settings import GuardSettings
 
+if TYPE_CHECKING:
+    from lsp_server.inference.types import GenerationResult
+
 log = logging.getLogger(__name__)
 
 MIN_TOKENS_FOR_SPEED = 4
-"""A request that generated fewer tokens says little about decode speed."""
+"""A request that generated fewer tokens says little about decode speed; it counts for time to first token only."""
 
-_PROBE_MARGIN = 1.1
-"""A probe must beat the target by this factor to shift up: the hysteresis that prevents flapping."""
+PROBES_TO_UPSHIFT = 2
+"""Consecutive fast probes needed to shift up (the second runs on the very next request), so one lucky request
+(a prompt-lookup burst) does not move the guard."""
 
-_MAX_PROBE_BACKOFF_S = 8.0
-"""Probes back off while they fail, but never beyond this: the guard must notice within ~10 s that a load left."""
+MAX_PROBE_BACKOFF_S = 8.0
+"""Probes of a plausible rung back off while they fail, never beyond this: the guard notices within ~10 s that a
+load left."""
+
+MAX_REFRESH_S = 60.0
+"""Rungs predicted too slow are still probed now and then (their remembered speed may date from a loaded period),
+backing off to this."""
+
+FLAP_WINDOW_S = 60.0
+"""A downshift this soon after an upshift reverses it: the guard then stops probing for this long
+(doubling after each reversal in a row, reset by an upshift that holds)."""
+
+MAX_BLOCK_S = 600.0
+"""Longest pause of probing after reversals in a row."""
+
+SHIFT_HISTORY = 100
+"""Shifts kept in memory (``state()`` shows the last 20)."""
+
+
+def _default_rung_name(model: str, n_threads: int | None, max_tokens_scale: float) -> str:
+    parts = [model]
+    if n_threads is not None:
+        parts.append(f"{n_threads}-thread")
+    if max_tokens_scale != 1.0:
+        parts.append(f"{max_tokens_scale:g}x-tokens")
+    return "/".join(parts)
 
 
 @dataclass(frozen=True)
 class Rung:
+    """One way of serving a request: a model and its decoding knobs."""
+
     model: str
+    """Catalog name of the model (what ``TierManager.get`` loads)."""
+
     n_threads: int | None = None
-    """None: the engine's thread count; a number: decode with that many threads."""
+    """Decode threads for this rung; None leaves the engine's count as it is (``build_ladder`` always sets it)."""
 
     prompt_lookup: bool = True
-    max_tokens_scale: float = 1.0
+    """Prompt-lookup speculation for this rung (passed as ``GenerationRequest.prompt_lookup``)."""
 
-    @property
-    def name(self) -> str:
-        return self.model if self.n_threads is None else f"{self.model}/{self.n_threads}-thread"
+    max_tokens_scale: float = 1.0
+    """Multiplies the configured ``max_tokens`` (0.5: half-length suggestions)."""
+
+    name: str = ""
+    """Shown in the status and logs, e.g. ``qwen2.5-coder-0.5b/1-thread``; derived from the knobs when empty."""
+
+    def __post_init__(self) -> None:
+        if not self.model:
+            raise EngineError("A latency guard rung needs a model name")
+        if self.n_threads is not None and self.n_threads < 1:
+            raise EngineError(f"Rung {self.model}: thread count must be positive, got {self.n_threads}")
+        if not 0 < self.max_tokens_scale <= 1:
+            raise EngineError(
+                f"Rung {self.model}: max_tokens_scale must be in (0, 1], got {self.max_tokens_scale}"
+            )
+        if not self.name:
+            object.__setattr__(
+                self, "name", _default_rung_name(self.model, self.n_threads, self.max_tokens_scale)
+            )
 
 
 @dataclass(frozen=True)
 class Shift:
+    """One decision of the guard, kept for the status and logged at INFO."""
+
     t_s: float
+    """Seconds since the guard was created."""
+
     from_rung: str
     to_rung: str
     reason: str
+    """Figures only (tokens/s, counts): never document text."""
+
     direction: Literal["up", "down"]
 
     def to_json(self) -> dict[str, Any]:
-        return {"tS": round(self.t_s, 2), "from": self.from_rung, "to": self.to_rung, "reason": self.reason,
-                "direction": self.direction}
+        return {
+            "tS": round(self.t_s, 2),
+            "from": self.from_rung,
+            "to": self.to_rung,
+            "reason": self.reason,
+            "direction": self.direction,
+        }
 
 
-def build_ladder(installed_models: list[str], ladder: list[str], n_threads: int) -> list[Rung]:
-    """Rungs from fastest-to-deliver-quality to cheapest: each installed model, then it on fewer threads."""
-    models = [model for model in ladder if model in installed_models]
-    models += [model for model in installed_models if model not in models]
+def build_ladder(
+    installed_models: list[str],
+    ladder: list[str],
+    n_threads: int,
+    *,
+    prompt_lookup: bool = True,
+    bottom_max_tokens_scale: float | None = 0.5,
+) -> list[Rung]:
+    """Rungs from the best quality to the cheapest for the installed models.
+
+    ``ladder`` orders the models from largest to smallest; installed models
+    missing from it (a custom ``modelPath``) go after the ladder's.  For each
+    model: its full-speed rung (``n_threads`` threads, ``prompt_lookup`` as the
+    engine is configured), then prompt lookup turned on if the engine has it
+    off, then half the threads when ``n_threads > 1``.  The smallest model ends
+    with a rung at ``bottom_max_tokens_scale`` of the tokens (None: no such
+    rung): shorter suggestions do not raise tokens/s, so this rung only makes
+    sense where nothing faster is left.
+    """
+    if n_threads < 1:
+        raise EngineError(f"The latency guard needs a positive thread count, got {n_threads}")
+    models = [model for model in dict.fromkeys(ladder) if model in installed_models]
+    models += [model for model in dict.fromkeys(installed_models) if model not in models]
     if not models:
         raise EngineError(
             "No model of the ladder is installed "
-            f"(ladder: {', '.join(ladder) or 'empty'}); run `make install` or `gearshift models list` to see what is missing"
+            f"(ladder: {', '.join(ladder) or 'empty'}); "
+            "run `make install` or `gearshift models list` to see what is missing"
         )
     rungs: list[Rung] = []
     for model in models:
-        rungs.append(Rung(model))
+        rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=prompt_lookup, name=model))
+        tags: list[str] = []
+        if not prompt_lookup:
+            tags.append("lookup")
+            rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=True, name="/".join([model, *tags])))
         if n_threads > 1:
-            rungs.append(Rung(model, n_threads=max(1, n_threads // 2)))
+            fewer = n_threads // 2
+            tags.append(f"{fewer}-thread")
+            rungs.append(Rung(model, n_threads=fewer, prompt_lookup=True, name="/".join([model, *tags])))
+    if bottom_max_tokens_scale is not None and bottom_max_tokens_scale < 1:
+        last = rungs[-1]
+        rungs.append(
+            Rung(
+                last.model,
+                n_threads=last.n_threads,
+                prompt_lookup=last.prompt_lookup,
+                max_tokens_scale=bottom_max_tokens_scale,
+                name=f"{last.name}/{bottom_max_tokens_scale:g}x-tokens",
+            )
+        )
     return rungs
 
 
+@dataclass
+class _RungStats:
+    """What the guard remembers about one rung."""
+
+    speeds: deque[tuple[float, float]]
+    """(clock time, tokens/s) of the last ``window`` meaningful requests."""
+
+    ttfts: deque[float]
+    reference: float | None = None
+    """Best median of a full window seen: the rung's unloaded speed as far as the guard knows (optimistic)."""
+
+    samples_total: int = 0
+
+
 class LatencyGuard:
-    """Per-rung rolling measurements and the shift decisions; thread-safe."""
+    """Per-rung rolling measurements and the shift decisions; thread-safe.
+
+    ``start_index`` is the rung to start on and also the highest rung the guard
+    will shift up to: the configured default model is the top of the ladder.
+    """
 
     def __init__(
         self,
@@ -100,133 +232,372 @@ class LatencyGuard:
     ) -> None:
         if not rungs:
             raise EngineError("The latency guard needs at least one rung (an installed model)")
-        if not target_tok_s > 0:
-            raise EngineError(f"The tokens/s target must be positive, got {target_tok_s}")
-        self.rungs = list(rungs)
-        self.settings = settings
-        self.target = float(target_tok_s)
+        names = [rung.name for rung in rungs]
+        if len(set(names)) != len(names):
+            raise EngineError(f"Latency guard rungs must have distinct names, got {names}")
+        self._check_target(target_tok_s)
+        self._lock = threading.RLock()
+        self._rungs = tuple(rungs)
+        self._position = {rung.name: i for i, rung in enumerate(self._rungs)}
+        self._settings = settings
+        self._target = float(target_tok_s)
         self._clock = clock
         self._started = clock()
-        self._index = min(max(0, start_index), len(rungs) - 1)
-        self._speeds: dict[str, deque[float]] = {r.name: deque(maxlen=settings.window) for r in rungs}
-        self._ttfts: dict[str, deque[float]] = {r.name: deque(maxlen=settings.window) for r in rungs}
-        self._best: dict[str, float] = {}
-        """The fastest each rung has been seen: its speed on an unloaded machine, as far as we know."""
+        self._top = min(max(0, start_index), len(self._rungs) - 1)
+        self._index = self._top
+        self._full_threads = max((r.n_threads for r in self._rungs if r.n_threads is not None), default=1)
+        self._stats = [
+            _RungStats(speeds=deque(maxlen=settings.window), ttfts=deque(maxlen=settings.window))
+            for _ in self._rungs
+        ]
+        self._arrived_at = self._started
         self._slow_streak = 0
-        self._last_shift = -float("inf")
-        self._last_probe = -float("inf")
-        self._probe_backoff: dict[str, float] = {}
-        self.shifts: list[Shift] = []
-        self._lock = threading.Lock()
+        self._last_shift = -math.inf
+        self._last_probe = -math.inf
+        self._probe_wait_s = settings.probe_interval_s
+        self._refresh_wait_s = max(settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
+        self._pending_probe: int | None = None
+        """Rung index handed out by probe_rung and not yet recorded."""
+        self._pending_plausible = True
+        self._good_probes = 0
+        self._good_probe_rung: int | None = None
+        self._shifts: list[Shift] = []
+        self._last_upshift = -math.inf
+        self._flaps = 0
+        """Upshifts reversed within FLAP_WINDOW_S, in a row."""
+        self._upshift_blocked_until = -math.inf
+
+    @staticmethod
+    def _check_target(target_tok_s: float) -> None:
+        if not (isinstance(target_tok_s, (int, float)) and math.isfinite(target_tok_s) and target_tok_s > 0):
+            raise EngineError(f"The tokens/s target must be a positive number, got {target_tok_s!r}")
+
+    # -- reading --------------------------------------------------------------------------------
+
+    @property
+    def rungs(self) -> tuple[Rung, ...]:
+        return self._rungs
 
     @property
     def current(self) -> Rung:
-        return self.rungs[self._index]
+        """The rung requests run on unless ``probe_rung`` says otherwise."""
+        with self._lock:
+            return self._rungs[self._index]
+
+    @property
+    def target(self) -> float:
+        return self._target
+
+    @property
+    def settings(self) -> GuardSettings:
+        return self._settings
+
+    @property
+    def shifts(self) -> list[Shift]:
+        """The shifts made so far (the last hundred), oldest first; a copy."""
+        with self._lock:
+            return list(self._shifts)
 
     def next_model_below(self) -> str | None:
         """The next smaller model on the ladder (what to keep loaded for a cold-start-free downshift)."""
-        current = self.current.model
-        return next((r.model for r in self.rungs[self._index + 1 :] if r.model != current), None)
-
-    def probe_rung(self) -> Rung | None:
-        """A higher rung when this request should measure it; None to use ``current``.
-
-        The rung probed is the highest one seen holding the target before (it may have
-        been left only because of a passing load), else the one right above.
-        """
         with self._lock:
-            if not self.settings.enabled or self._index == 0:
-                return None
+            model = self._rungs[self._index].model
+            return next((r.model for r in self._rungs[self._index + 1 :] if r.model != model), None)
+
+    def state(self) -> dict[str, Any]:
+        """The guard as the ``gearshift.status`` command shows it (camelCase)."""
+        with self._lock:
             now = self._clock()
-            upper = self._probe_candidate()
-            interval = self._probe_backoff.get(upper.name, self.settings.probe_interval_s)
-            if now - self._last_shift < self.settings.min_dwell_s or now - self._last_probe < interval:
-                return None
-            self._last_probe = now
-            return upper
-
-    def _probe_candidate(self) -> Rung:
-        for rung in self.rungs[: self._index]:
-            if self._best.get(rung.name, 0.0) >= self.target * _PROBE_MARGIN:
-                return rung
-        return self.rungs[self._index - 1]
-
-    def record(self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int) -> Shift | None:
-        """Take one request's measurement; return the shift it caused, if any."""
-        with self._lock:
-            if rung.name not in self._speeds:
-                return None
-            self._ttfts[rung.name].append(ttft_s)
-            if n_tokens < MIN_TOKENS_FOR_SPEED or tokens_per_s <= 0:
-                return None
-            self._speeds[rung.name].append(tokens_per_s)
-            self._best[rung.name] = max(self._best.get(rung.name, 0.0), tokens_per_s)
-            if not self.settings.enabled:
-                return None
-            index = self.rungs.index(rung)
-            if index < self._index:
-                return self._after_probe(index, tokens_per_s)
-            if index != self._index:
-                return None
-            self._slow_streak = self._slow_streak + 1 if tokens_per_s < self.target else 0
-            if (
-                self._slow_streak >= self.settings.slow_requests_to_downshift
-                and self._index < len(self.rungs) - 1
-                and self._clock() - self._last_shift >= self.settings.min_dwell_s
-            ):
-                window = list(self._speeds[rung.name])[-self._slow_streak :]
-                reason = (
-                    f"downshift: {self._slow_streak} requests under {self.target:g} tok/s "
-                    f"(median {statistics.median(window):.1f})"
+            rungs = []
+            for i, rung in enumerate(self._rungs):
+                stats = self._stats[i]
+                speeds = [speed for _, speed in stats.speeds]
+                rungs.append(
+                    {
+                        "name": rung.name,
+                        "model": rung.model,
+                        "nThreads": rung.n_threads,
+                        "promptLookup": rung.prompt_lookup,
+                        "maxTokensScale": rung.max_tokens_scale,
+                        "medianTokS": round(statistics.median(speeds), 1) if speeds else None,
+                        "medianTtftMs": round(statistics.median(stats.ttfts) * 1000, 1)
+                        if stats.ttfts
+                        else None,
+                        "referenceTokS": round(stats.reference, 1) if stats.reference is not None else None,
+                        "samples": stats.samples_total,
+                    }
                 )
-                return self._shift(self._index + 1, reason)
+            return {
+                "enabled": self._settings.enabled,
+                "targetTokS": self._target,
+                "current": self._rungs[self._index].name,
+                "top": self._rungs[self._top].name,
+                "probing": self._rungs[self._pending_probe].name if self._pending_probe is not None else None,
+                "upshiftBlockedS": round(self._upshift_blocked_until - now, 1)
+                if self._upshift_blocked_until > now
+                else None,
+                "rungs": rungs,
+                "shifts": [shift.to_json() for shift in self._shifts[-20:]],
+            }
+
+    # -- settings -------------------------------------------------------------------------------
+
+    def update_settings(self, settings: GuardSettings, *, target_tok_s: float | None = None) -> Shift | None:
+        """Apply new guard settings without losing what was measured.
+
+        Turning the guard off returns to the top rung (the configured model), so a
+        disabled guard always serves what the user chose; that return is a shift.
+        """
+        if target_tok_s is not None:
+            self._check_target(target_tok_s)
+        with self._lock:
+            if settings.window != self._settings.window:
+                for stats in self._stats:
+                    stats.speeds = deque(stats.speeds, maxlen=settings.window)
+                    stats.ttfts = deque(stats.ttfts, maxlen=settings.window)
+            self._settings = settings
+            if target_tok_s is not None:
+                self._target = float(target_tok_s)
+            self._probe_wait_s = settings.probe_interval_s
+            self._refresh_wait_s = max(settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
+            self._reset_probe()
+            if not settings.enabled and self._index != self._top:
+                return self._shift(self._top, "guard turned off: back to the configured model")
             return None
 
-    def _after_probe(self, index: int, tokens_per_s: float) -> Shift | None:
-        upper = self.rungs[index]
-        if tokens_per_s >= self.target * _PROBE_MARGIN:
-            self._probe_backoff.pop(upper.name, None)
-            return self._shift(index, f"upshift: probe delivered {tokens_per_s:.1f} tok/s")
-        # Still too slow up there: wait longer before the next probe (doubling, capped).
-        previous = self._probe_backoff.get(upper.name, self.settings.probe_interval_s)
-        self._probe_backoff[upper.name] = min(_MAX_PROBE_BACKOFF_S, previous * 2)
+    # -- per request ----------------------------------------------------------------------------
+
+    def probe_rung(self) -> Rung | None:
+        """A higher rung to run THIS request on, to measure it; None means use ``current``.
+
+        Record the request's measurement with the rung returned here.
+        """
+        with self._lock:
+            if not self._settings.enabled or self._index <= self._top:
+                return None
+            now = self._clock()
+            if (
+                self._good_probes
+                and self._good_probe_rung is not None
+                and self._good_probe_rung < self._index
+            ):
+                # Confirm a fast probe on the very next request.
+                return self._hand_out_probe(self._good_probe_rung, plausible=self._pending_plausible, now=now)
+            if now - self._last_shift < self._settings.min_dwell_s:
+                return None
+            candidate = self._probe_candidate(now)
+            if candidate is None:
+                return None
+            index, plausible = candidate
+            wait = self._probe_wait_s if plausible else self._refresh_wait_s
+            if now - self._last_probe < wait:
+                return None
+            return self._hand_out_probe(index, plausible=plausible, now=now)
+
+    def record(self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int) -> Shift | None:
+        """Take one request's measurement on ``rung``; return the shift it caused, if any.
+
+        ``tokens_per_s`` is the delivered decode speed after the first token
+        (``GenerationResult.decode_tokens_per_s``); requests with fewer than
+        ``MIN_TOKENS_FOR_SPEED`` tokens count for time to first token only.
+        Measurements of a rung this guard does not know (a guard rebuilt since) are ignored.
+        """
+        with self._lock:
+            index = self._position.get(rung.name)
+            if index is None or self._rungs[index] != rung:
+                return None
+            now = self._clock()
+            stats = self._stats[index]
+            if n_tokens >= 1 and math.isfinite(ttft_s) and ttft_s >= 0:
+                stats.ttfts.append(ttft_s)
+            meaningful = n_tokens >= MIN_TOKENS_FOR_SPEED and math.isfinite(tokens_per_s) and tokens_per_s > 0
+            if meaningful:
+                stats.speeds.append((now, tokens_per_s))
+                stats.samples_total += 1
+                if len(stats.speeds) == stats.speeds.maxlen:
+                    # A full window only: a rung measured by sparse probes must not be judged by one burst.
+                    window_median = statistics.median(speed for _, speed in stats.speeds)
+                    stats.reference = max(stats.reference or 0.0, window_median)
+            was_probe = index == self._pending_probe
+            if was_probe:
+                self._pending_probe = None
+            if not self._settings.enabled or not meaningful:
+                return None
+            if was_probe and index < self._index:
+                return self._after_probe(index, tokens_per_s, now)
+            if index == self._index:
+                return self._after_request(tokens_per_s, now)
+            return None
+
+    def record_result(self, rung: Rung, result: GenerationResult) -> Shift | None:
+        """``record`` from an engine result."""
+        return self.record(
+            rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
+        )
+
+    # -- decisions (lock held) ------------------------------------------------------------------
+
+    def _threads(self, index: int) -> int:
+        threads = self._rungs[index].n_threads
+        return self._full_threads if threads is None else threads
+
+    def _load_factor(self, index: int, recent_speed: float | None = None) -> float | None:
+        """How far the rung's recent speed (by default its window median) is below its remembered best.
+
+        1 means unloaded; None when the rung has not been measured.
+        """
+        stats = self._stats[index]
+        if not stats.reference:
+            return None
+        if recent_speed is None:
+            if not stats.speeds:
+                return None
+            recent_speed = statistics.median(speed for _, speed in stats.speeds)
+        return min(1.0, recent_speed / stats.reference)
+
+    def _predict(self, index: int, from_index: int, recent_speed: float | None = None) -> float | None:
+        """Speed rung ``index`` would deliver now, judged from rung ``from_index``; None if unknown.
+
+        ``recent_speed`` is what ``from_index`` delivers now (by default its window median).
+
+        A rung's remembered best bounds it.  If it runs at least as many threads as
+        the rung measured now, a busy CPU slows it at least as much, so the bound
+        is scaled by the measured rung's load factor; a rung on fewer threads may
+        escape the contention, so only its bound is used.
+        """
+        reference = self._stats[index].reference
+        if reference is None:
+            return None
+        factor = None
+        if self._threads(index) >= self._threads(from_index):
+            factor = self._load_factor(from_index, recent_speed)
+        return reference * (factor if factor is not None else 1.0)
+
+    def _after_request(self, tokens_per_s: float, now: float) -> Shift | None:
+        settings = self._settings
+        self._slow_streak = self._slow_streak + 1 if tokens_per_s < self._target else 0
+        if self._index >= len(self._rungs) - 1 or now - self._last_shift < settings.min_dwell_s:
+            return None
+        recent = [speed for t, speed in self._stats[self._index].speeds if t >= self._arrived_at]
+        median = statistics.median(recent[-settings.window :]) if recent else tokens_per_s
+        if self._slow_streak >= settings.slow_requests_to_downshift:
+            basis = statistics.median(recent[-self._slow_streak :])
+            why = f"{self._slow_streak} requests in a row under {self._target:g} tok/s (median {basis:.1f})"
+        elif len(recent) >= settings.window and median < self._target:
+            basis = median
+            why = f"median of the last {settings.window} requests {median:.1f} tok/s, under {self._target:g}"
+        else:
+            return None
+        destination, skipped = self._downshift_destination(basis)
+        if skipped:
+            why += "; skipped " + ", ".join(f"{name} (predicted {speed:.1f})" for name, speed in skipped)
+        return self._shift(destination, why)
+
+    def _downshift_destination(self, current_speed: float) -> tuple[int, list[tuple[str, float]]]:
+        """The first rung below that could hold the target, skipping those predicted too slow.
+
+        ``current_speed`` is what the current rung delivers now (the figure that triggered the downshift).
+        """
+        skipped: list[tuple[str, float]] = []
+        best: tuple[float, int] | None = None
+        for index in range(self._index + 1, len(self._rungs)):
+            predicted = self._predict(index, self._index, current_speed)
+            if predicted is None or predicted >= self._target:
+                return index, skipped
+            skipped.append((self._rungs[index].name, predicted))
+            if best is None or predicted > best[0]:
+                best = (predicted, index)
+        # No rung below is predicted to hold the target: take the fastest predicted (the next on ties).
+        assert best is not None
+        return best[1], [item for item in skipped if self._position[item[0]] < best[1]]
+
+    def _probe_candidate(self, now: float) -> tuple[int, bool] | None:
+        """The highest rung above worth probing and whether it is predicted to hold target × headroom.
+
+        A rung predicted too slow is still probed now and then (its remembered
+        speed may be from a loaded period), but on the slower refresh schedule.
+        """
+        needed = self._target * self._settings.upshift_headroom
+        if now < self._upshift_blocked_until:
+            return None
+        open_rungs = list(range(self._top, self._index))
+        for index in open_rungs:
+            predicted = self._predict(index, self._index)
+            if predicted is None or predicted >= needed:
+                return index, True
+        if open_rungs:
+            return open_rungs[0], False
         return None
+
+    def _hand_out_probe(self, index: int, *, plausible: bool, now: float) -> Rung:
+        self._pending_probe = index
+        self._pending_plausible = plausible
+        self._last_probe = now
+        log.debug("latency guard: probing %s", self._rungs[index].name)
+        return self._rungs[index]
+
+    def _after_probe(self, index: int, tokens_per_s: float, now: float) -> Shift | None:
+        needed = self._target * self._settings.upshift_headroom
+        if tokens_per_s >= needed:
+            if self._good_probe_rung != index:
+                self._good_probe_rung, self._good_probes = index, 0
+            self._good_probes += 1
+            if self._good_probes >= PROBES_TO_UPSHIFT:
+                return self._shift(
+                    index,
+                    f"{self._good_probes} probes in a row delivered {needed:.1f} tok/s or more "
+                    f"(target {self._target:g} x headroom {self._settings.upshift_headroom:g}; "
+                    f"last {tokens_per_s:.1f})",
+                )
+            return None
+        # Still too slow up there: probe less often while it keeps failing (capped, to notice a load leaving).
+        self._good_probes, self._good_probe_rung = 0, None
+        if self._pending_plausible:
+            self._probe_wait_s = min(
+                max(self._settings.probe_interval_s, MAX_PROBE_BACKOFF_S), 2 * self._probe_wait_s
+            )
+        else:
+            self._refresh_wait_s = min(MAX_REFRESH_S, 2 * self._refresh_wait_s)
+        log.debug(
+            "latency guard: probe of %s delivered %.1f tok/s, needs %.1f",
+            self._rungs[index].name,
+            tokens_per_s,
+            needed,
+        )
+        return None
+
+    def _reset_probe(self) -> None:
+        self._pending_probe = None
+        self._good_probes = 0
+        self._good_probe_rung = None
 
     def _shift(self, to_index: int, reason: str) -> Shift:
         now = self._clock()
-        direction: Literal["up", "down"] = "up" if to_index < self._index else "down"
-        shift = Shift(now - self._started, self.current.name, self.rungs[to_index].name, reason, direction)
-        if direction == "down" and self.shifts and self.shifts[-1].direction == "up" and now - self._last_shift < 30:
-            # The upshift did not hold: probe that rung less eagerly from now on.
-            name = self.current.name
-            self._probe_backoff[name] = min(
-                _MAX_PROBE_BACKOFF_S, 2 * self._probe_backoff.get(name, self.settings.probe_interval_s)
-            )
+        from_index = self._index
+        direction: Literal["up", "down"] = "up" if to_index < from_index else "down"
+        entered_by_upshift = bool(self._shifts) and self._shifts[-1].direction == "up"
+        if direction == "down" and entered_by_upshift:
+            if now - self._last_upshift < FLAP_WINDOW_S:
+                # The last upshift did not hold: the load comes and goes.  Stay low a while, longer each time.
+                self._flaps += 1
+                hold_off = min(MAX_BLOCK_S, FLAP_WINDOW_S * 2 ** (self._flaps - 1))
+                self._upshift_blocked_until = now + hold_off
+                reason += f"; no upshift for {hold_off:g} s (upshift reversed {self._flaps}x in a row)"
+            else:
+                self._flaps = 0
+        elif direction == "up":
+            self._last_upshift = now
+        shift = Shift(
+            now - self._started, self._rungs[from_index].name, self._rungs[to_index].name, reason, direction
+        )
         self._index = to_index
+        self._arrived_at = now
         self._slow_streak = 0
         self._last_shift = now
-        self.shifts.append(shift)
-        del self.shifts[:-100]
-        log.info("guard %s: %s -> %s (%s)", direction, shift.from_rung, shift.to_rung, reason)
+        self._probe_wait_s = self._settings.probe_interval_s
+        self._refresh_wait_s = max(self._settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
+        self._reset_probe()
+        self._shifts.append(shift)
+        del self._shifts[:-SHIFT_HISTORY]
+        log.info("latency guard: shift %s %s -> %s: %s", direction, shift.from_rung, shift.to_rung, reason)
         return shift
-
-    def state(self) -> dict[str, Any]:
-        """The guard as `gearshift.status` shows it."""
-        with self._lock:
-            rungs = []
-            for rung in self.rungs:
-                speeds, ttfts = self._speeds[rung.name], self._ttfts[rung.name]
-                rungs.append({
-                    "name": rung.name,
-                    "medianTokS": round(statistics.median(speeds), 1) if speeds else None,
-                    "medianTtftMs": round(statistics.median(ttfts) * 1000, 1) if ttfts else None,
-                    "bestTokS": round(self._best[rung.name], 1) if rung.name in self._best else None,
-                    "samples": len(speeds),
-                })
-            return {
-                "enabled": self.settings.enabled,
-                "targetTokS": self.target,
-                "current": self.current.name,
-                "rungs": rungs,
-                "shifts": [shift.to_json() for shift in self.shifts[-20:]],
-            }

@@ -119,23 +119,18 @@ class TierManager:
 
 
 def default_threads(settings: GearshiftSettings) -> int:
-    """Decode threads: the setting, else the CPUs this process may run on."""
-    import os
+    """Decode threads: the setting, else what the engine picks (physical cores available to us)."""
+    from lsp_server.inference.engine import default_n_threads
 
-    if settings.engine.n_threads:
-        return settings.engine.n_threads
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:
-        return os.cpu_count() or 1
+    return settings.engine.n_threads or default_n_threads()
 
 
 def starting_guard(settings: GearshiftSettings, tiers: TierManager):
-    """A latency guard over the installed ladder, starting at the configured default model."""
+    """A latency guard over the installed ladder, starting at (and never above) the configured default model."""
     from lsp_server.inference.guard import LatencyGuard, build_ladder
 
-    rungs = build_ladder(tiers.installed(), settings.models.ladder, default_threads(settings))
-    start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
-    return LatencyGuard(
-        rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start
+    rungs = build_ladder(
+        tiers.installed(), settings.models.ladder, default_threads(settings), prompt_lookup=settings.engine.prompt_lookup
     )
+    start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
+    return LatencyGuard(rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start)

@@ -115,7 +115,7 @@ async def test_refactor_applies_an_edit_that_parses(client: LanguageClient, fake
     open_doc(client, uri, SOURCE)
     await wait_ready(client)
     sel = selection(uri, SOURCE, "def double", "return result")
-    sel["instruction"] = "Rename the variable result to doubled."
+    sel["instruction"] = "Rename the variable `result` to `doubled`."
     outcome = await run(client, "gearshift.refactor", sel)
     assert outcome["applied"] is True, outcome
     edit = client.applied_edits[-1]

@@ -141,7 +141,7 @@ writeFileSync(
       "gearshift.completion.minConfidence": 0,
       "gearshift.completion.maxTokens": 32,
       "gearshift.cloud.localOnly": true,
-      "gearshift.serverArgs": ["--log-level", "DEBUG"],
+      "gearshift.serverArgs": ["--log-level", process.env.GEARSHIFT_E2E_LOG_LEVEL ?? "INFO"],
     },
     null,
     2,
