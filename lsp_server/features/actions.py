@@ -275,7 +275,7 @@ def register(server) -> None:
             return []  # actions act on a selection
         wanted = params.context.only
         actions = []
-        for command, (task, title, kind) in ACTIONS.items():
+        for command, (_task, title, kind) in ACTIONS.items():
             if wanted and not any(kind.startswith(getattr(w, "value", w)) for w in wanted):
                 continue
             data = {"command": command, "uri": params.text_document.uri,

@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import sys
 
-import pytest
 import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient, client_capabilities
