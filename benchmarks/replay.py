@@ -3,10 +3,11 @@
 The files are modules of this interpreter's standard library (not written for
 this project).  For each chosen function its body is deleted, then typed back
 one character at a time through a real LSP client: `didChange` + an
-`inlineCompletion` request per keystroke.  The typist does not wait: the next
-key comes after ``--interval-ms``, and a request still running then is
-cancelled (`$/cancelRequest`), as editors do.  When a shown suggestion is
-exactly what comes next, the typist accepts it (one edit) instead of typing it.
+`inlineCompletion` request per keystroke.  Keys come at least ``--interval-ms``
+apart; the typist glances at the ghost text for at most ``--patience-ms``, and
+a request still running then is cancelled (`$/cancelRequest`) when the next key
+is typed, as editors do.  When a shown suggestion is exactly what comes next,
+the typist accepts it (one edit) instead of typing it.
 
 Reports p50/p95 milliseconds from keystroke to suggestion (answered requests),
 the share of keystrokes answered from the typed-ahead cache, and the share of
@@ -87,7 +88,7 @@ async def replay(args: argparse.Namespace) -> dict:
         total_chars += len(body)
         while remaining:
             future, started = editor.request(cursor)
-            answer = await editor.answer(future, started, args.interval_ms / 1000)
+            answer = await editor.answer(future, started, args.patience_ms / 1000)
             keystrokes += 1
             if answer.superseded:
                 superseded += 1
@@ -121,6 +122,7 @@ async def replay(args: argparse.Namespace) -> dict:
         "shown_share": round(shown / keystrokes, 3) if keystrokes else 0.0,
         "functions": [f"{p.name}@{s}" for p, _, s, _ in functions],
         "interval_ms": args.interval_ms,
+        "patience_ms": args.patience_ms,
         "median_latency_all_ms": round(statistics.median(latencies), 1) if latencies else None,
         "guard": status.get("guard"),
     }
@@ -132,6 +134,8 @@ def main() -> int:
     parser.add_argument("--functions", type=int, default=6)
     parser.add_argument("--max-body-chars", type=int, default=400)
     parser.add_argument("--interval-ms", type=float, default=150.0, help="time between two keystrokes")
+    parser.add_argument("--patience-ms", type=float, default=2000.0,
+                        help="longest wait for a suggestion before typing on (the request is then cancelled)")
     parser.add_argument("--open-pause-ms", type=float, default=1500.0, help="pause after opening a file")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()

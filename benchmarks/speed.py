@@ -98,7 +98,7 @@ def long_prompt_text(target_tokens: int, count_tokens) -> str:
     while True:
         parts.append(
             f"def handler_{i}(request, session):\n"
-            f"    \"\"\"Handle request kind {i} and return a response dict.\"\"\"\n"
+            f'    """Handle request kind {i} and return a response dict."""\n'
             f"    value = request.get('field_{i}', {i})\n"
             f"    if value > {i * 3}:\n"
             f"        session.log('large value for {i}', value)\n"
@@ -173,7 +173,9 @@ def bench_tier(tier: str, path: Path, repeats: int, log) -> dict:
     engine = LlamaEngine(path, settings, name=tier)
     raw = RawDecoder(path, engine.n_threads)
     try:
-        decode_prompt = format_chat(engine.metadata, "You are a helpful coding assistant.", DECODE_PROMPT_USER).text
+        decode_prompt = format_chat(
+            engine.metadata, "You are a helpful coding assistant.", DECODE_PROMPT_USER
+        ).text
         edit_chat = format_chat(engine.metadata, "You are a careful code editor.", EDIT_USER)
 
         # (a) and (b), interleaved.
@@ -191,7 +193,9 @@ def bench_tier(tier: str, path: Path, repeats: int, log) -> dict:
         log(f"  raw {fmt_runs(raw_runs)}  engine {fmt_runs(engine_runs)}  same text: {same}")
 
         # (c) prompt lookup on a code edit; the plain figure on the same prompt is printed for reference.
-        lookup = GenerationRequest(prompt=edit_chat.text, max_tokens=256, stop=list(edit_chat.stop), prompt_lookup=True)
+        lookup = GenerationRequest(
+            prompt=edit_chat.text, max_tokens=256, stop=list(edit_chat.stop), prompt_lookup=True
+        )
         edit_plain = GenerationRequest(
             prompt=edit_chat.text, max_tokens=256, stop=list(edit_chat.stop), prompt_lookup=False
         )
@@ -218,7 +222,9 @@ def bench_tier(tier: str, path: Path, repeats: int, log) -> dict:
             cold = engine.generate_blocking(GenerationRequest(prompt=text, max_tokens=1, prompt_lookup=False))
             cold_runs.append(cold.prompt_eval_s)
             n_prompt = cold.n_prompt_tokens
-            warm = engine.generate_blocking(GenerationRequest(prompt=edited, max_tokens=1, prompt_lookup=False))
+            warm = engine.generate_blocking(
+                GenerationRequest(prompt=edited, max_tokens=1, prompt_lookup=False)
+            )
             edit_runs.append(warm.prompt_eval_s)
         log(
             f"  {n_prompt}-token prompt: cold {fmt_runs(cold_runs, 's')} after edit {fmt_runs(edit_runs, 's')} "

@@ -62,6 +62,10 @@ class EngineSettings(_Section):
     """Use llama.cpp's flash-attention kernel (forced on for a quantized V cache); it also makes a token's
     logits independent of the batch it was evaluated in, which keeps KV reuse and prompt lookup exact."""
 
+    weight_repack: bool = False
+    """Let llama.cpp repack Q4_0/Q4_K weights for its AVX2 kernels: a little faster on those models, but
+    batches of 4+ tokens then round differently from single tokens, so exact prompt lookup drafts less."""
+
     prompt_lookup: bool = True
     """Speculate with drafts copied from n-grams of the prompt, verified in one batch (same output, greedy)."""
 
@@ -92,8 +96,9 @@ class CompletionSettings(_Section):
     prefix_tokens: int = Field(default=1024, gt=0)
     """Tokens of text before the cursor put in the prompt."""
 
-    suffix_tokens: int = Field(default=256, ge=0)
-    """Tokens of text after the cursor put in the prompt."""
+    suffix_tokens: int = Field(default=64, ge=0)
+    """Tokens of text after the cursor put in the prompt; they follow the prefix in every FIM layout that
+    works for our models, so each keystroke re-evaluates them: keep this small for latency."""
 
     time_budget_ms: int = Field(default=2000, gt=0)
     """Generation stops after this long and returns what it has (cut to a clean line)."""

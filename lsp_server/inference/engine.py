@@ -34,6 +34,7 @@ from __future__ import annotations
 import asyncio
 import codecs
 import ctypes
+import json
 import logging
 import math
 import os
@@ -132,7 +133,9 @@ def _bind(name: str, argtypes: list[Any], restype: Any) -> Any:
 
 
 # Raw addresses instead of POINTER(c_float): the numpy view for an address is cached and reused.
-_get_logits_ith_addr = _bind("llama_get_logits_ith", [llama.llama_context_p_ctypes, ctypes.c_int32], ctypes.c_void_p)
+_get_logits_ith_addr = _bind(
+    "llama_get_logits_ith", [llama.llama_context_p_ctypes, ctypes.c_int32], ctypes.c_void_p
+)
 _get_logits_addr = _bind("llama_get_logits", [llama.llama_context_p_ctypes], ctypes.c_void_p)
 
 
@@ -150,6 +153,12 @@ def default_n_threads() -> int:
         except OSError:
             return max(1, len(cpus))
     return max(1, len(cores))
+
+
+def _probe_cache_path() -> Path:
+    """``$XDG_CACHE_HOME/gearshift/engine-probes.json`` (default ``~/.cache/gearshift/...``)."""
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "gearshift" / "engine-probes.json"
 
 
 def check_model_file(path: Path) -> None:
@@ -170,7 +179,9 @@ def check_model_file(path: Path) -> None:
         )
     version = int.from_bytes(head[4:8], "little")
     if version not in (2, 3):
-        raise ModelError(f"{path} is GGUF version {version}, which this llama.cpp cannot read (2 or 3 expected)")
+        raise ModelError(
+            f"{path} is GGUF version {version}, which this llama.cpp cannot read (2 or 3 expected)"
+        )
 
 
 def _check_settings(settings: EngineSettings) -> None:
@@ -220,8 +231,16 @@ class _Output:
     """Turns generated tokens into text and decides when to stop (EOG, stop strings, callback, length)."""
 
     __slots__ = (
-        "text", "tokens", "logprobs", "_decoder", "_stops", "_stop_max", "_should_stop",
-        "_max_tokens", "_piece", "_is_eog",
+        "text",
+        "tokens",
+        "logprobs",
+        "_decoder",
+        "_stops",
+        "_stop_max",
+        "_should_stop",
+        "_max_tokens",
+        "_piece",
+        "_is_eog",
     )
 
     def __init__(
@@ -321,6 +340,9 @@ class LlamaEngine:
         _LLAMA_LOG.install()
         _LLAMA_LOG.clear_recent()
         model_params = llama.llama_model_default_params()
+        # Repacked weights use a different kernel from 4 tokens a batch on, which would cap exact
+        # draft verification at 3 tokens; see EngineSettings.weight_repack.
+        model_params.use_extra_bufts = settings.weight_repack
         model = llama.llama_model_load_from_file(str(self.model_path).encode(), model_params)
         if not model:
             reason = _LLAMA_LOG.recent_errors() or "llama.cpp could not read it"
@@ -367,12 +389,61 @@ class LlamaEngine:
         self._eog: dict[int, bool] = {}
         self._verify_max = self._capacity
         if settings.lookup_exact:
-            self._verify_max = self._probe_exact_batch(settings.lookup_draft_max + 1)
+            self._verify_max = self._exact_batch(settings.lookup_draft_max + 1)
         log.info(
             "loaded %s: n_ctx=%d (trained %d) threads=%d kv=%s/%s exact verify batch=%d",
-            self.name, self.n_ctx, self.n_ctx_train, self._n_threads,
-            settings.kv_cache_type_k, settings.kv_cache_type_v, self._verify_max,
+            self.name,
+            self.n_ctx,
+            self.n_ctx_train,
+            self._n_threads,
+            settings.kv_cache_type_k,
+            settings.kv_cache_type_v,
+            self._verify_max,
         )
+
+    def _exact_batch(self, largest: int) -> int:
+        """``_probe_exact_batch``, remembered on disk per model file, llama.cpp build and settings."""
+        settings = self._settings
+        try:
+            stat = self.model_path.stat()
+            key = "|".join(
+                str(part)
+                for part in (
+                    self.model_path.resolve(),
+                    stat.st_size,
+                    stat.st_mtime_ns,
+                    llama.__version__,
+                    llama.llama_print_system_info().decode(errors="replace"),
+                    settings.flash_attention,
+                    settings.weight_repack,
+                    settings.kv_cache_type_k,
+                    settings.kv_cache_type_v,
+                    self._n_threads,
+                    largest,
+                )
+            )
+        except OSError:
+            return self._probe_exact_batch(largest)
+        cache = _probe_cache_path()
+        try:
+            known = json.loads(cache.read_text())
+        except (OSError, ValueError):
+            known = {}
+        if not isinstance(known, dict):
+            known = {}
+        value = known.get(key)
+        if isinstance(value, int) and 1 <= value <= largest:
+            return value
+        value = self._probe_exact_batch(largest)
+        known[key] = value
+        try:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            scratch = cache.with_name(f"{cache.name}.{os.getpid()}.tmp")
+            scratch.write_text(json.dumps(known, indent=1))
+            os.replace(scratch, cache)
+        except OSError as exc:
+            log.debug("could not save %s: %s", cache, exc)
+        return value
 
     def _probe_exact_batch(self, largest: int) -> int:
         """Largest batch (up to ``largest``) whose logits equal one-token decoding bit for bit.
@@ -393,7 +464,7 @@ class LlamaEngine:
         try:
             self._evaluate(prefix, flag, math.inf, self._capacity, False, False)
             singles = np.empty((largest, self.n_vocab), dtype=np.float32)
-            for i, token in enumerate(probe):
+            for i in range(largest):
                 self._evaluate(prefix + probe[: i + 1], flag, math.inf, 1, False, True)
                 singles[i] = self._last_row()
             for size in range(largest, 1, -1):
@@ -408,8 +479,12 @@ class LlamaEngine:
                     break
         finally:
             self._reset_cache()
-        log.debug("%s: batches up to %d decode exactly like single tokens (%.2fs probe)",
-                  self.name, exact, time.perf_counter() - started)
+        log.debug(
+            "%s: batches up to %d decode exactly like single tokens (%.2fs probe)",
+            self.name,
+            exact,
+            time.perf_counter() - started,
+        )
         return exact
 
     def _create_context(self, model: Any, settings: EngineSettings) -> Any:
@@ -426,7 +501,9 @@ class LlamaEngine:
         # (without it, a token's logits differ by up to ~0.7 between batch sizes), and llama.cpp
         # can only read a quantized V cache inside the flash-attention kernel.
         flash = settings.flash_attention or settings.kv_cache_type_v != "f16"
-        params.flash_attn_type = llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        params.flash_attn_type = (
+            llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         params.no_perf = True
         _LLAMA_LOG.clear_recent()
         ctx = llama.llama_init_from_model(model, params)
@@ -518,11 +595,15 @@ class LlamaEngine:
                 decode_tokens_per_s=last.decode_tokens_per_s,
                 drafted_tokens=last.drafted_tokens,
                 accepted_draft_tokens=last.accepted_draft_tokens,
-                draft_acceptance=(last.accepted_draft_tokens / last.drafted_tokens) if last.drafted_tokens else 0.0,
+                draft_acceptance=(last.accepted_draft_tokens / last.drafted_tokens)
+                if last.drafted_tokens
+                else 0.0,
             )
         return stats
 
-    def generate_blocking(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
+    def generate_blocking(
+        self, request: GenerationRequest, cancel: CancelToken | None = None
+    ) -> GenerationResult:
         """Generate on the worker thread and wait for it (CLI, benchmarks, tests)."""
         started = time.perf_counter()
         flag = _StopFlag(cancel, self._closing)
@@ -530,7 +611,9 @@ class LlamaEngine:
             return self._generate(request, flag, started)
         return self._submit(self._generate, request, flag, started, generation=True).result()
 
-    async def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
+    async def generate(
+        self, request: GenerationRequest, cancel: CancelToken | None = None
+    ) -> GenerationResult:
         """Generate on the worker thread without blocking the event loop; cancelling the task stops it."""
         started = time.perf_counter()
         flag = _StopFlag(cancel, self._closing)
@@ -664,7 +747,9 @@ class LlamaEngine:
         key = (address, 0)
         view = self._views.get(key)
         if view is None:
-            view = self._views[key] = np.ctypeslib.as_array((ctypes.c_float * self.n_vocab).from_address(address))
+            view = self._views[key] = np.ctypeslib.as_array(
+                (ctypes.c_float * self.n_vocab).from_address(address)
+            )
         return view
 
     def _decode(self, n_tokens: int) -> None:
@@ -699,7 +784,13 @@ class LlamaEngine:
         return keep
 
     def _evaluate(
-        self, tokens: list[int], flag: _StopFlag, deadline: float, chunk: int, preempt: bool, need_logits: bool
+        self,
+        tokens: list[int],
+        flag: _StopFlag,
+        deadline: float,
+        chunk: int,
+        preempt: bool,
+        need_logits: bool,
     ) -> StopReason | None:
         """Evaluate ``tokens`` after what the cache holds, in chunks; returns why it stopped early, if it did."""
         kv = self._kv_tokens
@@ -740,8 +831,12 @@ class LlamaEngine:
             return
         reason = self._evaluate(tokens, flag, math.inf, min(_PREWARM_CHUNK, self._capacity), True, False)
         log.debug(
-            "prewarm %s: %d tokens (%d reused) in %.3fs%s", self.name, len(tokens), reused,
-            time.perf_counter() - started, " (gave way)" if reason else "",
+            "prewarm %s: %d tokens (%d reused) in %.3fs%s",
+            self.name,
+            len(tokens),
+            reused,
+            time.perf_counter() - started,
+            " (gave way)" if reason else "",
         )
 
     def _generate(self, request: GenerationRequest, flag: _StopFlag, called: float) -> GenerationResult:
@@ -755,9 +850,15 @@ class LlamaEngine:
         self._last = result
         log.debug(
             "generate %s: prompt=%d reused=%d gen=%d stop=%s ttft=%.3fs tok/s=%.1f draft=%d/%d",
-            self.name, result.n_prompt_tokens, result.n_reused_tokens, result.n_generated_tokens,
-            result.stop_reason, result.time_to_first_token_s, result.decode_tokens_per_s,
-            result.accepted_draft_tokens, result.drafted_tokens,
+            self.name,
+            result.n_prompt_tokens,
+            result.n_reused_tokens,
+            result.n_generated_tokens,
+            result.stop_reason,
+            result.time_to_first_token_s,
+            result.decode_tokens_per_s,
+            result.accepted_draft_tokens,
+            result.drafted_tokens,
         )
         return result
 
@@ -794,7 +895,9 @@ class LlamaEngine:
                 reason = out.push(token, logprob)
                 if reason is None:
                     if greedy and lookup_on:
-                        reason, drafted, accepted = self._decode_lookup(request, prompt, token, out, flag, deadline)
+                        reason, drafted, accepted = self._decode_lookup(
+                            request, prompt, token, out, flag, deadline
+                        )
                     else:
                         reason = self._decode_plain(sampler, token, out, flag, deadline)
             finally:
@@ -927,7 +1030,7 @@ class LlamaEngine:
             logprobs = (-np.log(work.sum(axis=1))).tolist()
             lookup.extend(new)
             lookup.feedback(draft, n_ok, new[-1])
-            for t, lp in zip(new, logprobs):
+            for t, lp in zip(new, logprobs, strict=True):
                 reason = out.push(t, lp)
                 if reason is not None:
                     return reason, drafted, accepted

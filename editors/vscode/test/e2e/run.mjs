@@ -11,7 +11,8 @@
 // Environment: CODE_SERVER (the code-server executable), CHROMIUM (default /usr/bin/chromium),
 // GEARSHIFT_PYTHON (default <repo>/.venv/bin/python), GEARSHIFT_E2E_MODEL (default smollm2-135m),
 // GEARSHIFT_E2E_TIMEOUT_S (default 240), GEARSHIFT_SERVER_PATH (a `gearshift` executable to start
-// instead of `GEARSHIFT_PYTHON -m lsp_server serve`).
+// instead of `GEARSHIFT_PYTHON -m lsp_server serve`), GEARSHIFT_SERVER_ROOT (the directory holding the
+// lsp_server package to run, default this repository), GEARSHIFT_E2E_LOG_LEVEL (server log level, INFO).
 // Prints one JSON line with the result; exit status 0 when ghost text appeared and was accepted,
 // 1 when it did not, 2 when the set-up is missing (the pytest wrapper skips on 2).
 
@@ -215,7 +216,8 @@ function run(cmd, args, env) {
 const env = {
   ...process.env,
   // The server runs with the workspace as its working directory: make the repo importable either way.
-  PYTHONPATH: [repoRoot, process.env.PYTHONPATH].filter(Boolean).join(":"),
+  // GEARSHIFT_SERVER_ROOT runs another checkout of the server (e.g. a known-good commit) with the same venv.
+  PYTHONPATH: [process.env.GEARSHIFT_SERVER_ROOT ?? repoRoot, process.env.PYTHONPATH].filter(Boolean).join(":"),
   // code-server must not reach out for anything.
   CS_DISABLE_GETTING_STARTED_OVERRIDE: "1",
 };

@@ -1,0 +1,65 @@
+--- `:checkhealth gearshift`
+local M = {}
+
+function M.check()
+  local health = vim.health
+  local gearshift = require('gearshift')
+
+  health.start('Neovim')
+  if vim.fn.has('nvim-0.11') == 1 and vim.lsp.config then
+    health.ok('Neovim ' .. tostring(vim.version()) .. ' has vim.lsp.config / vim.lsp.enable')
+  else
+    health.error('Gearshift needs Neovim 0.11 or newer')
+  end
+  if vim.lsp.inline_completion then
+    health.ok('vim.lsp.inline_completion is available (built-in ghost text)')
+  else
+    health.info('no vim.lsp.inline_completion (Neovim < 0.12): Gearshift draws ghost text itself')
+  end
+  health.info('renderer: ' .. gearshift.renderer() .. ' (configured: ' .. tostring(gearshift.config.renderer) .. ')')
+
+  health.start('Server')
+  local cmd = gearshift.resolve_cmd(gearshift.config.cmd)
+  if type(cmd) == 'table' then
+    if vim.fn.executable(cmd[1]) == 1 then
+      health.ok('server command: ' .. table.concat(cmd, ' '))
+    else
+      health.error('server command not found: ' .. cmd[1], {
+        'pip install gearshift (or `make install` in a checkout), then open Neovim from that directory',
+        'or pass require("gearshift").setup{ cmd = { "/path/to/gearshift", "serve" } }',
+      })
+    end
+  else
+    health.info('server command is a function (custom transport)')
+  end
+
+  health.start('Client')
+  local clients = vim.lsp.get_clients({ name = gearshift.name })
+  if #clients == 0 then
+    health.warn('no gearshift client is running', {
+      'call require("gearshift").setup{} in your config and open a file of a configured filetype',
+    })
+  end
+  for _, client in ipairs(clients) do
+    local caps = client.server_capabilities or {}
+    health.ok(('client %d running (root %s), buffers %s'):format(
+      client.id, tostring(client.root_dir), vim.inspect(vim.tbl_keys(client.attached_buffers))))
+    if caps.inlineCompletionProvider then
+      health.ok('server advertises inlineCompletionProvider')
+    else
+      health.warn('server does not advertise inlineCompletionProvider')
+    end
+  end
+  local s = gearshift.last_status
+  if s then
+    if s.state == 'error' then
+      health.error('last status: ' .. vim.inspect(s))
+    else
+      health.ok('last status: ' .. gearshift.statusline())
+    end
+  else
+    health.info('no gearshift/status notification yet')
+  end
+end
+
+return M
