@@ -79,10 +79,9 @@ def register(server) -> None:
         outcome = await complete(ls, doc)
         if outcome is None or not outcome.suggestion:
             return types.InlineCompletionList(items=[])
-        item = types.InlineCompletionItem(
-            insert_text=outcome.suggestion,
-            range=types.Range(start=params.position, end=params.position),
-        )
+        # No range: "insert at the cursor". An empty range makes Neovim 0.12 draw the ghost text as an
+        # overlay that hides the rest of the line instead of pushing it aside.
+        item = types.InlineCompletionItem(insert_text=outcome.suggestion)
         return types.InlineCompletionList(items=[item])
 
     @server.feature(types.TEXT_DOCUMENT_COMPLETION, types.CompletionOptions(resolve_provider=False))

@@ -88,7 +88,7 @@ H.run(function()
   H.fact('buffer_after_accept', table.concat(vim.api.nvim_buf_get_lines(bufnr, 0, -1, false), '\n'))
   H.fact('cursor_after_accept', vim.api.nvim_win_get_cursor(0))
   H.sleep(100)
-  H.fact('ghost_after_accept', H.extmark_text(bufnr, ghost.ns))
+  H.fact('ghost_after_accept', H.extmark_text(bufnr, ns))
 
   -- Leave insert mode: nothing stays drawn.
   vim.api.nvim_input('<Esc>')

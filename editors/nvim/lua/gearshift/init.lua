@@ -147,7 +147,8 @@ end
 
 local function on_attach(client, bufnr)
   if M.renderer() == 'builtin' then
-    vim.lsp.inline_completion.enable(true, { bufnr = bufnr, client_id = client.id })
+    -- Per buffer: the filter takes `bufnr` or `client_id`, not both (0.12).
+    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
   else
     require('gearshift.ghost').attach(bufnr, client.id)
   end
@@ -226,11 +227,8 @@ function M.show_answer(result)
   local text = result.markdown or result.answer or vim.inspect(result)
   local lines = vim.split(text, '\n', { plain = true })
   local title = result.title or 'Gearshift'
-  local footer = ('_%s · %s_'):format(result.source or 'local', result.model or '?')
   table.insert(lines, 1, '# ' .. title)
   table.insert(lines, 2, '')
-  table.insert(lines, '')
-  table.insert(lines, footer)
 
   local name = 'gearshift://answer'
   local bufnr = vim.fn.bufnr(name)

