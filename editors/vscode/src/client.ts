@@ -3,7 +3,7 @@
  * vscode-languageclient, and adapts the client to GearshiftConnection.
  *
  * vscode-languageclient 10 registers inline completion (ghost text) by
- * default.  It also registers every server command (gearshift.explain,
+ * default; the middleware anchors items without a range at the cursor.  It also registers every server command (gearshift.explain,
  * gearshift.escalate, ...) as a VS Code command; its middleware shows their
  * results, so an answer from a code action opens like one from our commands.
  */
@@ -23,6 +23,7 @@ import {
   WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
 import type { GearshiftConnection } from "./connection";
+import { anchorAtCursor } from "./inlineCompletion";
 import type { StatusParams } from "./protocol";
 import { STATUS_NOTIFICATION, ServerCommand, progressTitle } from "./protocol";
 import { describeCommand, resolveServerCommand, type ServerCommand as ResolvedCommand } from "./serverCommand";
@@ -174,6 +175,8 @@ export class ServerManager {
       },
       initializationOptions: currentServerSettings(this.hooks.contributedSettings),
       middleware: {
+        provideInlineCompletionItems: async (document, position, context, token, next) =>
+          anchorAtCursor(await next(document, position, context, token), position),
         executeCommand: async (command, args, next) => {
           // Server commands run from code actions or the palette (gearshift.escalate): show progress and the result.
           const result: unknown = await api.withWindowProgress(progressTitle(command), () =>

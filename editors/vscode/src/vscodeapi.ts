@@ -109,6 +109,11 @@ export function registerTextDocumentContentProvider(
   });
 }
 
+/** An empty range at `position`: an insertion point. */
+export function emptyRange(position: vscode.Position): vscode.Range {
+  return new vscode.Range(position, position);
+}
+
 export function uriFrom(scheme: string, path: string): vscode.Uri {
   return vscode.Uri.from({ scheme, path });
 }

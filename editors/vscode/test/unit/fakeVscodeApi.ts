@@ -118,6 +118,7 @@ export const registerTextDocumentContentProvider = vi.fn(
     return { dispose: () => contentProviders.delete(scheme) };
   },
 );
+export const emptyRange = vi.fn((position: { line: number; character: number }) => ({ start: position, end: position }));
 export const uriFrom = vi.fn((scheme: string, path: string) => ({ scheme, path, toString: () => `${scheme}:${path}` }));
 export const showDocumentBeside = vi.fn((..._args: unknown[]) => Promise.resolve());
 
