@@ -113,12 +113,25 @@ def long_prompt_text(target_tokens: int, count_tokens) -> str:
 class RawDecoder:
     """llama.cpp driven directly: load, evaluate a prompt, then one-token decodes with a numpy argmax."""
 
-    def __init__(self, path: Path, n_threads: int) -> None:
-        self.model = llama.llama_model_load_from_file(str(path).encode(), llama.llama_model_default_params())
+    def __init__(self, path: Path, n_threads: int, settings: EngineSettings) -> None:
+        # The same llama.cpp configuration as the engine's, so that only the driving code differs.
+        model_params = llama.llama_model_default_params()
+        model_params.use_extra_bufts = settings.weight_repack
+        model_params.load_mode = (
+            llama.LLAMA_LOAD_MODE_MMAP if settings.use_mmap else llama.LLAMA_LOAD_MODE_NONE
+        )
+        self.model = llama.llama_model_load_from_file(str(path).encode(), model_params)
         params = llama.llama_context_default_params()
         params.n_ctx = N_CTX
         params.n_batch = params.n_ubatch = 512
         params.n_threads = params.n_threads_batch = n_threads
+        types = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
+        params.type_k = types[settings.kv_cache_type_k]
+        params.type_v = types[settings.kv_cache_type_v]
+        flash = settings.flash_attention or settings.kv_cache_type_v != "f16"
+        params.flash_attn_type = (
+            llama.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash else llama.LLAMA_FLASH_ATTN_TYPE_DISABLED
+        )
         params.no_perf = True
         self.ctx = llama.llama_init_from_model(self.model, params)
         self.vocab = llama.llama_model_get_vocab(self.model)
@@ -168,10 +181,9 @@ class RawDecoder:
         llama.llama_model_free(self.model)
 
 
-def bench_tier(tier: str, path: Path, repeats: int, log) -> dict:
-    settings = EngineSettings(n_ctx=N_CTX)
+def bench_tier(tier: str, path: Path, settings: EngineSettings, repeats: int, log) -> dict:
     engine = LlamaEngine(path, settings, name=tier)
-    raw = RawDecoder(path, engine.n_threads)
+    raw = RawDecoder(path, engine.n_threads, settings)
     try:
         decode_prompt = format_chat(
             engine.metadata, "You are a helpful coding assistant.", DECODE_PROMPT_USER
@@ -271,7 +283,13 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiers", default=DEFAULT_TIERS, help="comma-separated catalog names")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best is kept")
     parser.add_argument("--json", type=Path, help="write the records to this file")
+    parser.add_argument(
+        "--kv", choices=["f16", "q8_0", "q4_0"], help="KV cache type (K and V); default: the engine setting's"
+    )
     args = parser.parse_args(argv)
+    settings = EngineSettings(n_ctx=N_CTX)
+    if args.kv:
+        settings = settings.model_copy(update={"kv_cache_type_k": args.kv, "kv_cache_type_v": args.kv})
 
     def log(message: str) -> None:
         print(message, file=sys.stderr, flush=True)
@@ -283,8 +301,8 @@ def main(argv: list[str] | None = None) -> int:
         except GearshiftError as exc:
             log(f"{tier}: skipped ({exc})")
             continue
-        log(f"{tier}: {path}")
-        records.append(bench_tier(tier, path, args.repeats, log))
+        log(f"{tier}: {path} (kv {settings.kv_cache_type_k}/{settings.kv_cache_type_v})")
+        records.append(bench_tier(tier, path, settings, args.repeats, log))
     if records:
         print_table(records)
     if args.json:

@@ -62,6 +62,10 @@ class EngineSettings(_Section):
     """Use llama.cpp's flash-attention kernel (forced on for a quantized V cache); it also makes a token's
     logits independent of the batch it was evaluated in, which keeps KV reuse and prompt lookup exact."""
 
+    use_mmap: bool = False
+    """Memory-map the weights instead of reading them into memory.  Mapped pages are page cache the kernel
+    may reclaim while the editor idles; the next request then stalls for seconds re-reading them."""
+
     weight_repack: bool = False
     """Let llama.cpp repack Q4_0/Q4_K weights for its AVX2 kernels: a little faster on those models, but
     batches of 4+ tokens then round differently from single tokens, so exact prompt lookup drafts less."""

@@ -50,7 +50,7 @@ import llama_cpp as llama
 import numpy as np
 
 from lsp_server.errors import EngineError, ModelError
-from lsp_server.inference.lookup import PromptLookup
+from lsp_server.inference.lookup import DraftPolicy, PromptLookup
 from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, StopReason
 from lsp_server.settings import EngineSettings
 
@@ -343,6 +343,9 @@ class LlamaEngine:
         # Repacked weights use a different kernel from 4 tokens a batch on, which would cap exact
         # draft verification at 3 tokens; see EngineSettings.weight_repack.
         model_params.use_extra_bufts = settings.weight_repack
+        model_params.load_mode = (
+            llama.LLAMA_LOAD_MODE_MMAP if settings.use_mmap else llama.LLAMA_LOAD_MODE_NONE
+        )
         model = llama.llama_model_load_from_file(str(self.model_path).encode(), model_params)
         if not model:
             reason = _LLAMA_LOG.recent_errors() or "llama.cpp could not read it"
@@ -364,7 +367,25 @@ class LlamaEngine:
             raise
         self._model = model
         self._ctx = ctx
-        self._vocab = llama.llama_model_get_vocab(model)
+        try:
+            self._prepare(settings)
+        except BaseException:
+            self._free()
+            raise
+        log.info(
+            "loaded %s: n_ctx=%d (trained %d) threads=%d kv=%s/%s exact verify batch=%d",
+            self.name,
+            self.n_ctx,
+            self.n_ctx_train,
+            self._n_threads,
+            settings.kv_cache_type_k,
+            settings.kv_cache_type_v,
+            self._verify_max,
+        )
+
+    def _prepare(self, settings: EngineSettings) -> None:
+        ctx = self._ctx
+        self._vocab = llama.llama_model_get_vocab(self._model)
         self.n_vocab = int(llama.llama_vocab_n_tokens(self._vocab))
         self.n_ctx = int(llama.llama_n_ctx(ctx))
         self._memory = llama.llama_get_memory(ctx)
@@ -387,19 +408,10 @@ class LlamaEngine:
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._eog: dict[int, bool] = {}
-        self._verify_max = self._capacity
+        self._verify_max = settings.lookup_draft_max + 1
         if settings.lookup_exact:
-            self._verify_max = self._exact_batch(settings.lookup_draft_max + 1)
-        log.info(
-            "loaded %s: n_ctx=%d (trained %d) threads=%d kv=%s/%s exact verify batch=%d",
-            self.name,
-            self.n_ctx,
-            self.n_ctx_train,
-            self._n_threads,
-            settings.kv_cache_type_k,
-            settings.kv_cache_type_v,
-            self._verify_max,
-        )
+            self._verify_max = self._exact_batch(self._verify_max)
+        self._draft_policy = DraftPolicy(self._verify_max)
 
     def _exact_batch(self, largest: int) -> int:
         """``_probe_exact_batch``, remembered on disk per model file, llama.cpp build and settings."""
@@ -987,49 +999,57 @@ class LlamaEngine:
         arange = self._arange
         scratch = self._scratch
         n_ctx, verify_max, max_tokens = self.n_ctx, self._verify_max, request.max_tokens
+        policy = self._draft_policy
+        perf_counter = time.perf_counter
         drafted = accepted = 0
         while True:
             if flag.cancelled:
                 return "cancelled", drafted, accepted
-            if time.perf_counter() >= deadline:
+            if perf_counter() >= deadline:
                 return "time_budget", drafted, accepted
             n_past = len(kv)
             limit = min(max_tokens - len(out.tokens) - 1, n_ctx - n_past - 1, verify_max - 1)
             draft = lookup.draft(limit) if limit > 0 else []
+            anchored = lookup.anchored
+            if draft:
+                draft = draft[: policy.choose(len(draft), anchored)]
             k = len(draft)
             batch_tokens[0] = token
             if k:
                 batch_tokens[1 : k + 1] = draft
             np.add(arange[: k + 1], n_past, out=batch_pos[: k + 1])
             batch_logits[: k + 1] = 1
+            began = perf_counter()
             self._decode(k + 1)
-            rows = self._logits(k + 1)
+            policy.observe_cost(k + 1, perf_counter() - began)
+            kv.append(token)
             if k:
+                rows = self._logits(k + 1)
                 best = rows.argmax(axis=1).tolist()
                 n_ok = 0
                 while n_ok < k and best[n_ok] == draft[n_ok]:
                     n_ok += 1
-                kv.append(token)
                 kv.extend(draft[:n_ok])
                 if n_ok < k:
                     llama.llama_memory_seq_rm(self._memory, 0, len(kv), -1)
                 new = best[: n_ok + 1]
                 drafted += k
                 accepted += n_ok
+                policy.observe_draft(k, n_ok, anchored)
+                # log-softmax of each kept token, which is its row's maximum.
+                m = n_ok + 1
+                kept = rows[:m]
+                work = scratch[:m]
+                np.subtract(kept, kept[np.arange(m), new][:, None], out=work)
+                np.exp(work, out=work)
+                logprobs = (-np.log(work.sum(axis=1))).tolist()
             else:
-                kv.append(token)
-                new = [int(rows[0].argmax())]
+                row = self._last_row()
                 n_ok = 0
-            # log-softmax of each kept token, which is its row's maximum.
-            m = len(new)
-            kept = rows[:m]
-            tops = kept[np.arange(m), new]
-            work = scratch[:m]
-            np.subtract(kept, tops[:, None], out=work)
-            np.exp(work, out=work)
-            logprobs = (-np.log(work.sum(axis=1))).tolist()
+                new = [int(row.argmax())]
+                logprobs = [self._logprob(row, new[0], True)]
             lookup.extend(new)
-            lookup.feedback(draft, n_ok, new[-1])
+            lookup.feedback(k, n_ok, new[-1])
             for t, lp in zip(new, logprobs, strict=True):
                 reason = out.push(t, lp)
                 if reason is not None:

@@ -45,7 +45,7 @@ def action_settings(base_url: str, **cloud) -> dict:
     return {
         "models": {"defaultModel": E2E_MODEL, "ladder": [E2E_MODEL]},
         "guard": {"enabled": False},
-        "actions": {"maxTokens": 96},
+        "actions": {"maxTokens": 64},
         "cloud": {"baseUrl": base_url, "apiKey": "test-key", "timeoutS": 5, "maxRetries": 1, **cloud},
     }
 
