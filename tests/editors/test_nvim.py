@@ -15,6 +15,8 @@ saying so, only when it is not installed.
 
 from __future__ import annotations
 
+import math
+
 import importlib.util
 import json
 import os
@@ -148,7 +150,8 @@ def test_statusline_reflects_gearshift_status(session: dict):
     status = session["status_after_completion"]
     assert status["tokensPerSecond"] is not None and status["timeToFirstTokenMs"] > 0
     line = session["statusline_after_completion"]
-    assert line == f"⚡ {status['tier']} {round(status['tokensPerSecond'])} tok/s", line
+    # The plugin rounds half up (math.floor(x + 0.5)); Python's round() would round 20.5 to even.
+    assert line == f"⚡ {status['tier']} {math.floor(status['tokensPerSecond'] + 0.5)} tok/s", line
     assert line in session["statusline_rendered"]
 
 
