@@ -15,10 +15,9 @@ saying so, only when it is not installed.
 
 from __future__ import annotations
 
-import math
-
 import importlib.util
 import json
+import math
 import os
 import shutil
 import subprocess
