@@ -60,6 +60,8 @@ T = TypeVar("T")
 
 _GGML_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
 _GGUF_MAGIC = b"GGUF"
+_PROBE_FORMAT = "exact-batch-v1"
+"""Part of the probe cache key: a change to how the probe measures must not reuse older answers."""
 _PREWARM_CHUNK = 127
 """Most tokens per decode call while prewarming: small, so a generation waiting behind it starts soon.
 
@@ -421,6 +423,7 @@ class LlamaEngine:
             key = "|".join(
                 str(part)
                 for part in (
+                    _PROBE_FORMAT,
                     self.model_path.resolve(),
                     stat.st_size,
                     stat.st_mtime_ns,
