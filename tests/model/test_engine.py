@@ -162,7 +162,6 @@ def test_cancel_from_another_thread_stops_within_a_step(engine: LlamaEngine):
     thread = threading.Thread(target=canceller)
     thread.start()
     result = engine.generate_blocking(greedy(STORY, max_tokens=400, should_stop=steps.append), cancel)
-    returned = time.perf_counter()
     thread.join()
     assert result.stop_reason == "cancelled"
     assert len(steps) - at_cancel["steps"] <= 2  # stopped within one token step of the cancel
