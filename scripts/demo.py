@@ -36,7 +36,8 @@ async def run(path: Path, model: str | None) -> int:
 
     @client.feature("gearshift/status")
     def on_status(params) -> None:
-        statuses.append(params if isinstance(params, dict) else vars(params))
+        # pygls hands custom notifications over as namedtuples.
+        statuses.append(params._asdict() if hasattr(params, "_asdict") else dict(params))
 
     @client.feature(types.WINDOW_LOG_MESSAGE)
     def on_log(params: types.LogMessageParams) -> None:
