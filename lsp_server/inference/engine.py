@@ -5,7 +5,7 @@ bindings of llama-cpp-python), not through the high-level ``Llama`` class,
 whose Python-side sampling delivers a fraction of the model's speed.  Per
 generated token the Python work is one ``llama_decode`` call, an argmax and a
 log-sum-exp on a zero-copy numpy view of the logits, and a dictionary lookup
-for the token's bytes.
+for the token's bytes (about 0.1-0.25 ms, 1-2 % of a decode step).
 
 Threading: every call that touches the llama context runs on the engine's
 single worker thread (``generate_blocking``, ``generate``, ``prewarm``,
@@ -22,11 +22,23 @@ Context overflow: a request whose prompt tokens plus ``max_tokens`` exceed
 ``n_ctx`` raises ``EngineError``; the pipeline sizes prompts, the engine never
 silently drops text.
 
-Known limit: llama.cpp's CPU kernels are not bit-identical across batch sizes,
-so KV entries or logits computed in a batch (prompt chunks, draft
-verification) can differ from one-token decoding in the last float bits.  On a
-near tie between two tokens greedy output could then differ from a cold run;
-the tests and benchmarks check that it does not on real prompts.
+Exactness.  llama.cpp's CPU kernels pick code paths by batch size, and the
+paths round differently (a token's logits can move by up to ~1 between them):
+
+* Attention: with flash attention (on by default) one token and small batches
+  share a kernel, except that an f16 K+V cache switches one-token decoding to a
+  split-KV kernel once 512 tokens are cached and more than one thread runs.  A
+  q8_0 K cache avoids that split, and then prompt lookup is bit-identical to
+  plain greedy decoding at any context length; with f16/f16 it is only below
+  512 cached tokens (or with one thread).
+* Large batches (8+ tokens on Qwen2.5, never on SmolLM2 in our measurements)
+  use tiled kernels; ``lookup_exact`` measures at load the largest verification
+  batch that matches one-token decoding and drafts no more than that.
+* KV reuse re-evaluates the few tokens after an edit as a small batch, while a
+  cold run evaluates them inside a large one.  Where those kernels differ
+  (Qwen2.5: yes; SmolLM2: no) the last positions get slightly different logits and a
+  near-tie can break the other way.  Prompt chunks are split evenly (no tiny
+  remainders) so that longer re-evaluated spans match a cold run.
 """
 
 from __future__ import annotations
@@ -62,6 +74,7 @@ _GGML_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0":
 _GGUF_MAGIC = b"GGUF"
 _PROBE_FORMAT = "exact-batch-v1"
 """Part of the probe cache key: a change to how the probe measures must not reuse older answers."""
+_LOGPROB_WINDOW = 16.0
 _PREWARM_CHUNK = 127
 """Most tokens per decode call while prewarming: small, so a generation waiting behind it starts soon.
 
@@ -72,13 +85,13 @@ llama.cpp's CPU kernels compute what one big prompt batch computes."""
 class _LlamaLog:
     """Routes llama.cpp and ggml log lines to Python logging at DEBUG, never to stdout or stderr.
 
-    The last warning and error lines of each thread are kept so that a failed
+    The first error lines of each thread are kept so that a failed
     load can say why ("tensor data is not within the file bounds", ...).
     llama.cpp's logger is process-wide, hence one instance for the process.
     """
 
-    _LEVEL_WARN = 2
-    _LEVEL_ERROR = 3
+    # enum ggml_log_level: NONE 0, DEBUG 1, INFO 2, WARN 3, ERROR 4, CONT 5 (continues the previous line).
+    _LEVEL_ERROR = 4
     _LEVEL_CONT = 5
 
     def __init__(self) -> None:
@@ -109,8 +122,10 @@ class _LlamaLog:
             if level == self._LEVEL_CONT:
                 level = getattr(self._local, "level", 0)
             self._local.level = level
-            if level in (self._LEVEL_WARN, self._LEVEL_ERROR) and message.strip():
-                self._recent().append(message.strip())
+            if level == self._LEVEL_ERROR and message.strip():
+                recent = self._recent()
+                if len(recent) < 6:  # the first errors carry the cause
+                    recent.append(message.strip())
             if self._logger.isEnabledFor(logging.DEBUG):
                 self._logger.debug("%s", message.rstrip("\n"))
         except Exception:  # an exception must never cross back into C
@@ -120,7 +135,9 @@ class _LlamaLog:
         self._recent().clear()
 
     def recent_errors(self) -> str:
-        return " / ".join(self._recent())
+        """The first error llama.cpp logged on this thread since ``clear_recent`` (the root cause)."""
+        recent = self._recent()
+        return recent[0] if recent else ""
 
 
 _LLAMA_LOG = _LlamaLog()
@@ -319,7 +336,6 @@ class LlamaEngine:
         self._closed = False
         self._closing = threading.Event()
         self._waiting = 0  # generations queued or running: prewarm gives way to them
-        self._current: _StopFlag | None = None
         self._last: GenerationResult | None = None
         self._kv_tokens: list[int] = []  # token at each position of the KV cache, in order
 
@@ -404,8 +420,6 @@ class LlamaEngine:
             self._batch.seq_id[i][0] = 0
         self._arange = np.arange(cap, dtype=np.int32)
 
-        rows = settings.lookup_draft_max + 1
-        self._scratch = np.empty((rows, self.n_vocab), dtype=np.float32)
         self._views: dict[tuple[int, int], np.ndarray] = {}
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -857,11 +871,7 @@ class LlamaEngine:
     def _generate(self, request: GenerationRequest, flag: _StopFlag, called: float) -> GenerationResult:
         if self._closing.is_set():
             raise EngineError(f"the {self.name} engine is closed")
-        self._current = flag
-        try:
-            result = self._run(request, flag, called)
-        finally:
-            self._current = None
+        result = self._run(request, flag, called)
         self._last = result
         log.debug(
             "generate %s: prompt=%d reused=%d gen=%d stop=%s ttft=%.3fs tok/s=%.1f draft=%d/%d",
@@ -948,12 +958,17 @@ class LlamaEngine:
         return int(llama.llama_sampler_sample(sampler, self._ctx, index))
 
     def _logprob(self, row: np.ndarray, token: int, is_max: bool) -> float:
-        """log softmax(row)[token]; ``is_max`` when ``token`` is the argmax (saves a pass)."""
-        top = row[token] if is_max else row.max()
-        scratch = self._scratch[0]
-        np.subtract(row, top, out=scratch)
-        np.exp(scratch, out=scratch)
-        return float(row[token] - top) - math.log(float(scratch.sum()))
+        """log softmax(row)[token]; ``is_max`` when ``token`` is the argmax (saves a pass).
+
+        Only logits within ``_LOGPROB_WINDOW`` of the maximum enter the normaliser: numpy's float32
+        exp costs ~4 ns an element here (0.6 ms over a 152k vocabulary, per token), and a logit 16
+        below the maximum weighs 1e-7 of it, so the result is off by ~1e-3 nats at most in practice.
+        """
+        top = float(row[token] if is_max else row.max())
+        near = row[row > top - _LOGPROB_WINDOW]
+        np.subtract(near, top, out=near)
+        np.exp(near, out=near)
+        return float(row[token]) - top - math.log(float(near.sum()))
 
     def _decode_plain(
         self, sampler: Any, token: int, out: _Output, flag: _StopFlag, deadline: float
@@ -1000,7 +1015,6 @@ class LlamaEngine:
         kv = self._kv_tokens
         batch_tokens, batch_pos, batch_logits = self._batch_tokens, self._batch_pos, self._batch_logits
         arange = self._arange
-        scratch = self._scratch
         n_ctx, verify_max, max_tokens = self.n_ctx, self._verify_max, request.max_tokens
         policy = self._draft_policy
         perf_counter = time.perf_counter
@@ -1039,13 +1053,7 @@ class LlamaEngine:
                 drafted += k
                 accepted += n_ok
                 policy.observe_draft(k, n_ok, anchored)
-                # log-softmax of each kept token, which is its row's maximum.
-                m = n_ok + 1
-                kept = rows[:m]
-                work = scratch[:m]
-                np.subtract(kept, kept[np.arange(m), new][:, None], out=work)
-                np.exp(work, out=work)
-                logprobs = (-np.log(work.sum(axis=1))).tolist()
+                logprobs = [self._logprob(rows[j], t, True) for j, t in enumerate(new)]
             else:
                 row = self._last_row()
                 n_ok = 0

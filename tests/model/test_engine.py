@@ -1,6 +1,6 @@
 """LlamaEngine against a real model (SmolLM2-135M): stopping, cancelling, KV reuse, prompt lookup, errors.
 
-The engine runs with a q8_0 KV cache here: with it llama.cpp computes a token's
+The engine runs with one thread and a q8_0 KV cache here: with it llama.cpp computes a token's
 logits bit-identically whether the token is decoded alone or verified in a
 small batch (an f16 cache switches single-token decoding to a split-KV kernel
 once 512 tokens are cached, with more than one thread), so "same output" can
@@ -22,7 +22,9 @@ from lsp_server.inference.lookup import DraftPolicy, PromptLookup
 from lsp_server.inference.types import CancelToken, GenerationRequest
 from lsp_server.settings import EngineSettings
 
-SETTINGS = EngineSettings(n_ctx=2048, kv_cache_type_k="q8_0", kv_cache_type_v="q8_0")
+# One thread: on a small shared machine two llama.cpp threads stall at every barrier when another
+# process takes a core (decoding then drops up to 100-fold), which makes the tests crawl.
+SETTINGS = EngineSettings(n_ctx=2048, n_threads=1, kv_cache_type_k="q8_0", kv_cache_type_v="q8_0")
 
 CHAT = "<|im_start|>user\n{}<|im_end|>\n<|im_start|>assistant\n"
 STORY = CHAT.format("Write a long story about a lighthouse keeper and a storm.")
@@ -238,14 +240,17 @@ async def test_async_generate_does_not_block_the_event_loop(engine: LlamaEngine)
 
 @pytest.mark.model
 async def test_cancelling_the_task_stops_the_generation(engine: LlamaEngine):
-    task = asyncio.create_task(engine.generate(greedy(STORY, max_tokens=1000)))
-    await asyncio.sleep(0.2)
+    steps: list[str] = []
+    task = asyncio.create_task(engine.generate(greedy(STORY, max_tokens=1000, should_stop=steps.append)))
+    while len(steps) < 3:
+        await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
         await task
     # The worker is free again: the next request runs (it would queue behind 1,000 tokens otherwise).
     result = await engine.generate(greedy(STORY, max_tokens=2))
     assert result.n_generated_tokens == 2
+    assert len(steps) < 20  # the cancelled generation stopped soon after the cancel
 
 
 @pytest.mark.model
