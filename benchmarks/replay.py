@@ -9,7 +9,8 @@ a request still running then is cancelled (`$/cancelRequest`) when the next key
 is typed, as editors do.  When a shown suggestion is exactly what comes next,
 the typist accepts it (one edit) instead of typing it.
 
-Reports p50/p95 milliseconds from keystroke to suggestion (answered requests),
+Reports p50/p95 milliseconds from keystroke to suggestion (a keystroke the
+typist moved on from counts with the time waited),
 the share of keystrokes answered from the typed-ahead cache, and the share of
 retyped characters that accepted suggestions supplied.
 
@@ -22,7 +23,6 @@ import argparse
 import ast
 import asyncio
 import json
-import statistics
 import sys
 import sysconfig
 from pathlib import Path
@@ -78,7 +78,8 @@ async def replay(args: argparse.Namespace) -> dict:
     }
     editor = Editor(options)
     ready = await editor.start()
-    latencies: list[float] = []
+    latencies: list[float] = []  # every keystroke
+    answered: list[float] = []  # keystrokes whose request was answered before the next key
     keystrokes = cache_hits = superseded = supplied = total_chars = shown = 0
     for path, source, start, end in functions:
         body = source[start:end]
@@ -90,10 +91,13 @@ async def replay(args: argparse.Namespace) -> dict:
             future, started = editor.request(cursor)
             answer = await editor.answer(future, started, args.patience_ms / 1000)
             keystrokes += 1
+            # A keystroke whose request was still running when the typist moved on counts with the time
+            # waited (a lower bound): leaving it out would hide exactly the slow ones.
+            latencies.append(answer.latency_ms)
             if answer.superseded:
                 superseded += 1
             else:
-                latencies.append(answer.latency_ms)
+                answered.append(answer.latency_ms)
                 cache_hits += bool(answer.status.get("cacheHit"))
             if answer.text:
                 shown += 1
@@ -109,6 +113,8 @@ async def replay(args: argparse.Namespace) -> dict:
             if not answer.superseded:
                 await asyncio.sleep(max(0.0, args.interval_ms / 1000 - answer.latency_ms / 1000))
         editor.close()
+        print(f"  {path.name}@{start}: {keystrokes} keystrokes so far, {supplied}/{total_chars} chars supplied",
+              file=sys.stderr, flush=True)
     status = await editor.status()
     await editor.stop()
     return {
@@ -123,7 +129,8 @@ async def replay(args: argparse.Namespace) -> dict:
         "functions": [f"{p.name}@{s}" for p, _, s, _ in functions],
         "interval_ms": args.interval_ms,
         "patience_ms": args.patience_ms,
-        "median_latency_all_ms": round(statistics.median(latencies), 1) if latencies else None,
+        "answered_p50_ms": round(percentile(answered, 0.5), 1),
+        "answered_p95_ms": round(percentile(answered, 0.95), 1),
         "guard": status.get("guard"),
     }
 

@@ -104,6 +104,11 @@ class CompletionSettings(_Section):
     """Tokens of text after the cursor put in the prompt; they follow the prefix in every FIM layout that
     works for our models, so each keystroke re-evaluates them: keep this small for latency."""
 
+    middle_chars: int = Field(default=1024, ge=0)
+    """Most characters typed since a stable split point that go after the FIM middle marker, so that typing only
+    appends to the prompt and each keystroke re-uses the KV cache of the suffix (0: the classic layout, where a
+    keystroke re-evaluates the whole suffix)."""
+
     time_budget_ms: int = Field(default=2000, gt=0)
     """Generation stops after this long and returns what it has (cut to a clean line)."""
 

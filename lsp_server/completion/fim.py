@@ -11,6 +11,12 @@ codestral  ``[SUFFIX]S[PREFIX]H P`` (suffix first)
 plain      ``H P`` (any causal model: continue the prefix)
 =========  ==============================================================================
 
+``M`` (``middle``) is the text typed just before the cursor since a stable split point: it goes
+after the middle marker, as if the model had already written it.  While the user types, the prompt
+then only grows at its end, so each keystroke evaluates one or two new tokens instead of the whole
+suffix after a changed prefix (the layouts above with ``M`` appended; ``plain`` and ``codestral``
+end with the prefix anyway and just append it).
+
 ``H`` is one line comment, ``# Path: src/app.py``, in the document's language (omitted when
 the language or path is unknown). The header and the prefix come first in every layout but
 Codestral's, so consecutive keystrokes share the longest possible prompt prefix and the engine
@@ -52,30 +58,32 @@ class FimTemplate:
         *,
         language: str | None = None,
         repo: str | None = None,
+        middle: str = "",
     ) -> str:
-        """The prompt for a cursor between ``prefix`` and ``suffix`` in the file at ``path``.
+        """The prompt for a cursor between ``prefix + middle`` and ``suffix`` in the file at ``path``.
 
         ``language`` (an LSP languageId) picks the header's comment marker; by default the path's
-        extension does. ``repo`` adds Qwen's ``<|repo_name|>`` line.
+        extension does. ``repo`` adds Qwen's ``<|repo_name|>`` line. ``middle`` is the end of the text
+        before the cursor, placed after the middle marker (see the module docstring).
         """
-        prefix, suffix = self.neutralise(prefix), self.neutralise(suffix)
+        prefix, suffix, middle = self.neutralise(prefix), self.neutralise(suffix), self.neutralise(middle)
         path = self.neutralise(path.replace("\n", " ")) if path else None
         family = self.family
         if family == "qwen":
             header = f"<|repo_name|>{self.neutralise(repo)}\n" if repo else ""
             if path:
                 header += f"<|file_sep|>{path}\n"
-            return f"{header}<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>"
+            return f"{header}<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>{middle}"
         header = _comment_header(path, language)
         if family == "starcoder":
-            return f"<fim_prefix>{header}{prefix}<fim_suffix>{suffix}<fim_middle>"
+            return f"<fim_prefix>{header}{prefix}<fim_suffix>{suffix}<fim_middle>{middle}"
         if family == "codellama":
-            return f"<PRE> {header}{prefix} <SUF>{suffix} <MID>"
+            return f"<PRE> {header}{prefix} <SUF>{suffix} <MID>{middle}"
         if family == "deepseek":
-            return f"<｜fim▁begin｜>{header}{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>"
+            return f"<｜fim▁begin｜>{header}{prefix}<｜fim▁hole｜>{suffix}<｜fim▁end｜>{middle}"
         if family == "codestral":
-            return f"[SUFFIX]{suffix}[PREFIX]{header}{prefix}"
-        return f"{header}{prefix}"
+            return f"[SUFFIX]{suffix}[PREFIX]{header}{prefix}{middle}"
+        return f"{header}{prefix}{middle}"
 
     def neutralise(self, text: str) -> str:
         """``text`` with every control string of the family broken by a zero-width space."""

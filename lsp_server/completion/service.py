@@ -15,9 +15,10 @@ from pathlib import PurePath
 
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
-from lsp_server.completion.context import build_context
+from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
+from lsp_server.completion.split import MiddleSplitter
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
@@ -62,6 +63,7 @@ class CompletionService:
         self.tiers = tiers
         self.guard = guard
         self._templates: dict[tuple[str, str | None], FimTemplate] = {}
+        self.splitter = MiddleSplitter()
         self.cache = SuggestionCache(
             maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s
         )
@@ -102,7 +104,7 @@ class CompletionService:
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         request = GenerationRequest(
-            prompt=template.build(ctx.prefix, ctx.suffix, _display_path(doc.path)),
+            prompt=self._prompt(template, doc, ctx),
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
@@ -189,4 +191,8 @@ class CompletionService:
             path=doc.path,
         )
         template = self.template(engine)
-        await engine.prewarm(template.build(ctx.prefix, ctx.suffix, _display_path(doc.path)))
+        await engine.prewarm(self._prompt(template, doc, ctx))
+
+    def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:
+        prefix, middle = self.splitter.split(doc.uri, ctx, self.settings.completion.middle_chars)
+        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=middle)

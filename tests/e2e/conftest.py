@@ -44,6 +44,8 @@ def as_dict(value):
     """pygls hands custom notifications over as namedtuples; tests want dicts."""
     if hasattr(value, "_asdict"):
         return {key: as_dict(item) for key, item in value._asdict().items()}
+    if isinstance(value, dict):
+        return {key: as_dict(item) for key, item in value.items()}
     if isinstance(value, list):
         return [as_dict(item) for item in value]
     return value

@@ -1,0 +1,49 @@
+"""Where the text before the cursor is split into FIM prefix and typed middle, kept stable while the user types.
+
+Every FIM layout puts the suffix after the prefix, so a keystroke that
+changes the end of the prefix invalidates the suffix's KV cache: 64 suffix
+tokens cost the 0.5B model about 1.5 s per keystroke on two CPU cores.  The
+text typed since a *split point* therefore goes after the middle marker
+instead (``FimTemplate.build(middle=...)``): the prompt then only grows at its
+end, and each keystroke evaluates the one or two new tokens.
+
+The split point is a line start remembered per document.  It is kept while it
+is still inside the prompt window, before the cursor and at most
+``middle_chars`` characters back; otherwise it moves to the cursor line's
+start (one full re-evaluation, as every keystroke used to cost).
+"""
+
+from __future__ import annotations
+
+from cachetools import LRUCache
+
+from lsp_server.completion.context import CompletionContext
+
+
+class MiddleSplitter:
+    """Per-document split points between the FIM prefix and the typed middle."""
+
+    def __init__(self, max_documents: int = 256) -> None:
+        self._points: LRUCache[str, int] = LRUCache(maxsize=max_documents)
+
+    def split(self, uri: str, ctx: CompletionContext, middle_chars: int) -> tuple[str, str]:
+        """``(prefix, middle)`` with ``prefix + middle == ctx.prefix``; middle is empty when ``middle_chars`` is 0."""
+        prefix, start = ctx.prefix, ctx.prefix_start
+        if middle_chars <= 0:
+            return prefix, ""
+        point = self._points.get(uri)
+        if point is None or not self._usable(prefix, start, point, ctx.offset, middle_chars):
+            point = start + prefix.rfind("\n") + 1
+        self._points[uri] = point
+        cut = point - start
+        return prefix[:cut], prefix[cut:]
+
+    @staticmethod
+    def _usable(prefix: str, start: int, point: int, offset: int, middle_chars: int) -> bool:
+        if not start <= point <= offset or offset - point > middle_chars:
+            return False
+        cut = point - start
+        return cut == 0 or prefix[cut - 1] == "\n"  # still a line start (text before it may have been edited)
+
+    def forget(self, uri: str) -> None:
+        self._points.pop(uri, None)

@@ -1,0 +1,73 @@
+"""MiddleSplitter: the FIM prompt only grows at its end while the user types, so the KV cache is re-used."""
+
+from __future__ import annotations
+
+from lsp_server.completion.context import build_context
+from lsp_server.completion.fim import TEMPLATES
+from lsp_server.completion.split import MiddleSplitter
+
+HEAD = "import os\n\n\ndef walk(root):\n"
+TAIL = "\n\n\ndef other():\n    return 1\n"
+
+
+def context(text: str, offset: int):
+    return build_context(
+        text, offset, "python", count_tokens=lambda s: len(s) // 3 + 1, prefix_tokens=512, suffix_tokens=64,
+        max_lines=8, path=None,
+    )
+
+
+def prompt_while_typing(body: str, middle_chars: int = 1024) -> list[str]:
+    splitter = MiddleSplitter()
+    prompts = []
+    for typed in range(1, len(body) + 1):
+        text = HEAD + body[:typed] + TAIL
+        ctx = context(text, len(HEAD) + typed)
+        prefix, middle = splitter.split("file:///a.py", ctx, middle_chars)
+        assert prefix + middle == ctx.prefix
+        prompts.append(TEMPLATES["qwen"].build(prefix, ctx.suffix, middle=middle))
+    return prompts
+
+
+def test_typing_only_appends_to_the_prompt():
+    prompts = prompt_while_typing("    for name in os.listdir(root):\n        print(name)\n    return None")
+    for before, after in zip(prompts, prompts[1:], strict=False):
+        assert after.startswith(before)  # the engine re-evaluates only the new characters
+
+
+def test_without_middle_every_keystroke_changes_the_prompt_before_the_suffix():
+    prompts = prompt_while_typing("    return 1", middle_chars=0)
+    assert not prompts[1].startswith(prompts[0])
+    assert prompts[0].endswith("<|fim_middle|>")
+
+
+def test_split_point_moves_to_the_cursor_line_when_the_middle_grows_too_long():
+    body = "".join(f"    x{i} = {i}\n" for i in range(20))
+    splitter = MiddleSplitter()
+    middles = []
+    for typed in range(1, len(body) + 1):
+        text = HEAD + body[:typed] + TAIL
+        ctx = context(text, len(HEAD) + typed)
+        middles.append(splitter.split("file:///a.py", ctx, 100)[1])
+    assert max(len(m) for m in middles) <= 100
+    line_starts = [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]
+    assert all(any(body.startswith(m, i) for i in line_starts) for m in middles)  # split at line starts
+    resets = sum(1 for a, b in zip(middles, middles[1:], strict=False) if len(b) < len(a))
+    assert 2 <= resets <= len(body) // 60  # the point moves rarely, not on every line
+
+
+def test_cursor_moving_above_the_split_point_resets_it():
+    splitter = MiddleSplitter()
+    text = HEAD + "    a = 1\n    b = 2\n" + TAIL
+    late = context(text, len(HEAD) + 20)
+    splitter.split("file:///a.py", late, 1024)
+    early = context(text, len(HEAD) + 5)
+    prefix, middle = splitter.split("file:///a.py", early, 1024)
+    assert middle == "    a"
+    assert prefix == early.prefix[: -len("    a")]
+
+
+def test_every_family_keeps_the_middle_last():
+    for family, template in TEMPLATES.items():
+        prompt = template.build("def f():\n", "\nx = 1\n", middle="    ret")
+        assert prompt.endswith("    ret"), family
