@@ -6,7 +6,7 @@ server should shift to cheaper decoding or a smaller model and keep delivering
 the target tokens/s, then shift back up once the hog stops; with the guard off
 it stays put and falls below target.
 
-Usage: python benchmarks/guard.py [--model qwen2.5-coder-0.5b] [--warm-s 20 --hog-s 45 --after-s 25] [--json PATH]
+Usage: python benchmarks/guard.py [--model smollm2-135m] [--warm-s 20 --hog-s 45 --after-s 25] [--json PATH]
 """
 
 from __future__ import annotations
@@ -111,7 +111,8 @@ async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", default="qwen2.5-coder-0.5b", help="tier both runs start on")
+    parser.add_argument("--model", default="smollm2-135m",
+                        help="tier both runs start on: the largest that holds the target unloaded (see `gearshift fit`)")
     parser.add_argument("--target", type=float, default=40.0)
     parser.add_argument("--warm-s", type=float, default=20.0)
     parser.add_argument("--hog-s", type=float, default=45.0)

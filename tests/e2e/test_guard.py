@@ -22,15 +22,15 @@ UNREACHABLE_TOK_S = 1_000_000.0
 EASY_TOK_S = 0.5
 
 
-def guard_options(target: float) -> dict:
+def guard_options(target: float, *, dwell_s: float, probe_interval_s: float) -> dict:
     return {
         "models": {"defaultModel": MODEL, "ladder": [MODEL]},
         "guard": {
             "enabled": True,
             "inlineTargetTokS": target,
             "slowRequestsToDownshift": 2,
-            "minDwellS": 0,
-            "probeIntervalS": 0.1,
+            "minDwellS": dwell_s,
+            "probeIntervalS": probe_interval_s,
         },
         "completion": {"minConfidence": 0.0, "timeBudgetMs": 30000, "prefixTokens": 256, "maxTokens": 16},
     }
@@ -38,7 +38,7 @@ def guard_options(target: float) -> dict:
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def guarded(lsp_client: LanguageClient):
-    await start(lsp_client, "visual_studio_code", options=guard_options(UNREACHABLE_TOK_S))
+    await start(lsp_client, "visual_studio_code", options=guard_options(UNREACHABLE_TOK_S, dwell_s=600, probe_interval_s=600))
     yield
     await lsp_client.shutdown_session()
 
@@ -60,8 +60,8 @@ async def guard_state(client: LanguageClient) -> dict:
 
 
 @pytest.mark.model
-async def test_guard_shifts_down_when_slow_and_back_up_when_fast(guarded: None, lsp_client: LanguageClient):
-    client = lsp_client
+async def test_guard_shifts_down_when_slow_and_back_up_when_fast(guarded: LanguageClient):
+    client = guarded
     ready = await wait_ready(client)
     assert ready["state"] == "ready", ready
     top = ready["tier"]
@@ -87,7 +87,7 @@ async def test_guard_shifts_down_when_slow_and_back_up_when_fast(guarded: None, 
 
     # The user lowers the target: the measured speeds now have headroom, so the guard probes upward.
     client.workspace_did_change_configuration(
-        types.DidChangeConfigurationParams(settings={"gearshift": guard_options(EASY_TOK_S)})
+        types.DidChangeConfigurationParams(settings={"gearshift": guard_options(EASY_TOK_S, dwell_s=0, probe_interval_s=0.1)})
     )
     up = None
     for n in range(200, 215):
