@@ -28,6 +28,9 @@ from lsp_server.settings import GearshiftSettings
 
 log = logging.getLogger(__name__)
 
+MIN_PREFIX_TOKENS = 32
+"""A guard rung that shrinks the prompt window never shrinks the prefix below this."""
+
 
 def _display_path(path: str | None) -> str | None:
     """The file name for the prompt header: enough for the model to know the language and module."""
@@ -96,8 +99,8 @@ class CompletionService:
             doc.offset,
             doc.language_id,
             count_tokens=engine.count_tokens,
-            prefix_tokens=settings.prefix_tokens,
-            suffix_tokens=settings.suffix_tokens,
+            prefix_tokens=max(MIN_PREFIX_TOKENS, int(settings.prefix_tokens * rung.context_scale)),
+            suffix_tokens=int(settings.suffix_tokens * rung.context_scale),
             max_lines=settings.max_lines,
             path=doc.path,
         )
@@ -185,8 +188,8 @@ class CompletionService:
             doc.offset,
             doc.language_id,
             count_tokens=engine.count_tokens,
-            prefix_tokens=settings.prefix_tokens,
-            suffix_tokens=settings.suffix_tokens,
+            prefix_tokens=max(MIN_PREFIX_TOKENS, int(settings.prefix_tokens * rung.context_scale)),
+            suffix_tokens=int(settings.suffix_tokens * rung.context_scale),
             max_lines=settings.max_lines,
             path=doc.path,
         )

@@ -8,8 +8,10 @@ from the best quality to the cheapest: each installed model at full speed,
 then the same model decoded more cheaply (prompt-lookup speculation if the
 engine has it off, fewer threads: with another process busy, llama.cpp's
 threads wait on each other, so fewer threads can be faster), then the next
-smaller model.  The smallest model's last rung also halves ``max_tokens``:
-nothing cheaper is left, so the suggestion at least arrives sooner.
+smaller model.  The smallest model's last rung also shortens the prompt
+window to a quarter: a tiny model spends much of each decode step on attention
+over the context (SmolLM2-135M on one thread: 34 tok/s with a 576-token window,
+47 with 144).
 
 Per request, the server asks ``probe_rung() or current`` which rung to run and
 reports the result with ``record``.  Decisions, from real requests only:
@@ -79,10 +81,12 @@ SHIFT_HISTORY = 100
 """Shifts kept in memory (``state()`` shows the last 20)."""
 
 
-def _default_rung_name(model: str, n_threads: int | None, max_tokens_scale: float) -> str:
+def _default_rung_name(model: str, n_threads: int | None, max_tokens_scale: float, context_scale: float) -> str:
     parts = [model]
     if n_threads is not None:
         parts.append(f"{n_threads}-thread")
+    if context_scale != 1.0:
+        parts.append(f"{context_scale:g}x-context")
     if max_tokens_scale != 1.0:
         parts.append(f"{max_tokens_scale:g}x-tokens")
     return "/".join(parts)
@@ -104,6 +108,9 @@ class Rung:
     max_tokens_scale: float = 1.0
     """Multiplies the configured ``max_tokens`` (0.5: half-length suggestions)."""
 
+    context_scale: float = 1.0
+    """Multiplies the configured prompt window (``prefix_tokens``, ``suffix_tokens``): less attention per token."""
+
     name: str = ""
     """Shown in the status and logs, e.g. ``qwen2.5-coder-0.5b/1-thread``; derived from the knobs when empty."""
 
@@ -116,9 +123,13 @@ class Rung:
             raise EngineError(
                 f"Rung {self.model}: max_tokens_scale must be in (0, 1], got {self.max_tokens_scale}"
             )
+        if not 0 < self.context_scale <= 1:
+            raise EngineError(f"Rung {self.model}: context_scale must be in (0, 1], got {self.context_scale}")
         if not self.name:
             object.__setattr__(
-                self, "name", _default_rung_name(self.model, self.n_threads, self.max_tokens_scale)
+                self,
+                "name",
+                _default_rung_name(self.model, self.n_threads, self.max_tokens_scale, self.context_scale),
             )
 
 
@@ -152,7 +163,7 @@ def build_ladder(
     n_threads: int,
     *,
     prompt_lookup: bool = True,
-    bottom_max_tokens_scale: float | None = 0.5,
+    bottom_context_scale: float | None = 0.25,
 ) -> list[Rung]:
     """Rungs from the best quality to the cheapest for the installed models.
 
@@ -161,9 +172,9 @@ def build_ladder(
     model: its full-speed rung (``n_threads`` threads, ``prompt_lookup`` as the
     engine is configured), then prompt lookup turned on if the engine has it
     off, then half the threads when ``n_threads > 1``.  The smallest model ends
-    with a rung at ``bottom_max_tokens_scale`` of the tokens (None: no such
-    rung): shorter suggestions do not raise tokens/s, so this rung only makes
-    sense where nothing faster is left.
+    with a rung whose prompt window is ``bottom_context_scale`` of the
+    configured one (None: no such rung): less context makes suggestions worse,
+    so this rung only makes sense where nothing faster is left.
     """
     if n_threads < 1:
         raise EngineError(f"The latency guard needs a positive thread count, got {n_threads}")
@@ -186,15 +197,15 @@ def build_ladder(
             fewer = n_threads // 2
             tags.append(f"{fewer}-thread")
             rungs.append(Rung(model, n_threads=fewer, prompt_lookup=True, name="/".join([model, *tags])))
-    if bottom_max_tokens_scale is not None and bottom_max_tokens_scale < 1:
+    if bottom_context_scale is not None and bottom_context_scale < 1:
         last = rungs[-1]
         rungs.append(
             Rung(
                 last.model,
                 n_threads=last.n_threads,
                 prompt_lookup=last.prompt_lookup,
-                max_tokens_scale=bottom_max_tokens_scale,
-                name=f"{last.name}/{bottom_max_tokens_scale:g}x-tokens",
+                context_scale=bottom_context_scale,
+                name=f"{last.name}/{bottom_context_scale:g}x-context",
             )
         )
     return rungs
@@ -319,6 +330,7 @@ class LatencyGuard:
                         "nThreads": rung.n_threads,
                         "promptLookup": rung.prompt_lookup,
                         "maxTokensScale": rung.max_tokens_scale,
+                        "contextScale": rung.context_scale,
                         "medianTokS": round(statistics.median(speeds), 1) if speeds else None,
                         "medianTtftMs": round(statistics.median(stats.ttfts) * 1000, 1)
                         if stats.ttfts

@@ -29,7 +29,7 @@ TARGET = 40.0
 LADDER = ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]
 TWO = ["qwen2.5-coder-0.5b", "smollm2-135m"]
 Q05, Q05_1 = "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b/1-thread"
-S135, S135_1, S135_SHORT = "smollm2-135m", "smollm2-135m/1-thread", "smollm2-135m/1-thread/0.5x-tokens"
+S135, S135_1, S135_SHORT = "smollm2-135m", "smollm2-135m/1-thread", "smollm2-135m/1-thread/0.25x-context"
 T0 = 1000.0
 
 # What each rung of the 0.5B + 135M ladder delivers on two cores, alone and next to a process busy on one core
@@ -116,14 +116,14 @@ def most_shifts_in_a_minute(shifts: list[Shift], after_s: float = 0.0) -> int:
             id="all-three",
         ),
         pytest.param(list(reversed(LADDER)), 2, build_ladder(LADDER, LADDER, 2), id="ladder-order-wins"),
-        pytest.param([S135], 1, [S135, "smollm2-135m/0.5x-tokens"], id="single-core"),
+        pytest.param([S135], 1, [S135, "smollm2-135m/0.25x-context"], id="single-core"),
         pytest.param(
-            [S135], 8, [S135, "smollm2-135m/4-thread", "smollm2-135m/4-thread/0.5x-tokens"], id="eight-cores"
+            [S135], 8, [S135, "smollm2-135m/4-thread", "smollm2-135m/4-thread/0.25x-context"], id="eight-cores"
         ),
         pytest.param(
             ["custom", S135],
             2,
-            [S135, S135_1, "custom", "custom/1-thread", "custom/1-thread/0.5x-tokens"],
+            [S135, S135_1, "custom", "custom/1-thread", "custom/1-thread/0.25x-context"],
             id="model-outside-the-ladder-goes-last",
         ),
     ],
@@ -134,7 +134,7 @@ def test_ladder_from_installed_models(installed, n_threads, names):
 
 
 def test_ladder_with_prompt_lookup_off_turns_it_on_before_dropping_threads():
-    rungs = build_ladder([S135], LADDER, 2, prompt_lookup=False, bottom_max_tokens_scale=None)
+    rungs = build_ladder([S135], LADDER, 2, prompt_lookup=False, bottom_context_scale=None)
     assert [(r.name, r.prompt_lookup, r.n_threads) for r in rungs] == [
         (S135, False, 2),
         ("smollm2-135m/lookup", True, 2),
@@ -145,7 +145,7 @@ def test_ladder_with_prompt_lookup_off_turns_it_on_before_dropping_threads():
 def test_full_speed_rungs_name_their_thread_count_so_an_upshift_restores_it():
     rungs = build_ladder(TWO, LADDER, 2)
     assert [r.n_threads for r in rungs] == [2, 1, 2, 1, 1]
-    assert [r.max_tokens_scale for r in rungs] == [1.0, 1.0, 1.0, 1.0, 0.5]
+    assert [r.context_scale for r in rungs] == [1.0, 1.0, 1.0, 1.0, 0.25]
 
 
 @pytest.mark.parametrize(
@@ -171,6 +171,7 @@ def test_zero_threads_is_a_clear_error():
         pytest.param({"n_threads": 0}, "thread count must be positive", id="zero-threads"),
         pytest.param({"max_tokens_scale": 0.0}, "max_tokens_scale", id="zero-scale"),
         pytest.param({"max_tokens_scale": 1.5}, "max_tokens_scale", id="scale-above-one"),
+        pytest.param({"context_scale": 0.0}, "context_scale", id="zero-context"),
     ],
 )
 def test_bad_rung_is_a_clear_error(kwargs, message):
@@ -180,7 +181,8 @@ def test_bad_rung_is_a_clear_error(kwargs, message):
 
 def test_rung_names_default_from_their_knobs():
     assert Rung(S135).name == S135
-    assert Rung(S135, n_threads=1, max_tokens_scale=0.5).name == S135_SHORT
+    assert Rung(S135, n_threads=1, context_scale=0.25).name == S135_SHORT
+    assert Rung(S135, max_tokens_scale=0.5).name == "smollm2-135m/0.5x-tokens"
 
 
 # -- construction ----------------------------------------------------------------------------------
@@ -530,6 +532,7 @@ def test_state_shape():
         "nThreads",
         "promptLookup",
         "maxTokensScale",
+        "contextScale",
         "medianTokS",
         "medianTtftMs",
         "referenceTokS",
@@ -544,9 +547,9 @@ def test_state_shape():
 def test_state_shows_only_the_last_20_shifts():
     guard, clock = make_guard(installed=[S135], n_threads=1, min_dwell_s=0, probe_interval_s=1)
     for _ in range(15):  # down, then back up after the reversal block has passed
-        serve(guard, clock, table({S135: 10.0, "smollm2-135m/0.5x-tokens": 10.0}), 2)
+        serve(guard, clock, table({S135: 10.0, "smollm2-135m/0.25x-context": 10.0}), 2)
         clock.now += 10 * FLAP_WINDOW_S
-        serve(guard, clock, table({S135: 90.0, "smollm2-135m/0.5x-tokens": 90.0}), 2)
+        serve(guard, clock, table({S135: 90.0, "smollm2-135m/0.25x-context": 90.0}), 2)
     assert len(guard.shifts) == 30
     assert guard.state()["shifts"] == [s.to_json() for s in guard.shifts[-20:]]
 
