@@ -78,9 +78,10 @@ async def evaluate_tier(model: str, problems: list[dict], runs: int) -> dict:
         service = CompletionService(settings, tiers, guard)  # fresh cache per run
         pipeline_pass = raw_pass = n_tasks = 0
         for problem in problems:
-            for text, offset, _truth in masked_tasks(problem):
+            for line, (text, offset, _truth) in enumerate(masked_tasks(problem)):
                 n_tasks += 1
-                doc = DocumentSnapshot(uri=f"file:///humaneval/{problem['task_id']}.py", version=run,
+                # One document per task: each completion stands alone, as at a fresh cursor position.
+                doc = DocumentSnapshot(uri=f"file:///humaneval/{problem['task_id']}/{line}.py", version=run,
                                        text=text, offset=offset, language_id="python", path=None)
                 outcome = await service.complete(doc)
                 filled = text[:offset] + (outcome.suggestion or "") + text[offset:]

@@ -6,7 +6,8 @@ one character at a time through a real LSP client: `didChange` + an
 `inlineCompletion` request per keystroke.  Keys come at least ``--interval-ms``
 apart; the typist glances at the ghost text for at most ``--patience-ms``, and
 a request still running then is cancelled (`$/cancelRequest`) when the next key
-is typed, as editors do.  When a shown suggestion is exactly what comes next,
+is typed, as editors do; Enter inserts the next line's indentation with it (auto-indent).
+When a shown suggestion is exactly what comes next,
 the typist accepts it (one edit) instead of typing it.
 
 Reports p50/p95 milliseconds from keystroke to suggestion (a keystroke the
@@ -112,9 +113,11 @@ async def replay(args: argparse.Namespace) -> dict:
                 supplied += len(answer.text)
                 remaining = remaining[len(answer.text) :]
                 continue
-            editor.insert(cursor, remaining[0])
-            cursor += 1
-            remaining = remaining[1:]
+            # One keystroke; Enter brings the next line's indentation with it, as editors auto-indent.
+            key = len(remaining) - len(remaining[1:].lstrip(" \t")) if remaining[0] == "\n" else 1
+            editor.insert(cursor, remaining[:key])
+            cursor += key
+            remaining = remaining[key:]
             if not answer.superseded:
                 await asyncio.sleep(max(0.0, args.interval_ms / 1000 - answer.latency_ms / 1000))
         editor.close()

@@ -100,9 +100,9 @@ class CompletionSettings(_Section):
     prefix_tokens: int = Field(default=1024, gt=0)
     """Tokens of text before the cursor put in the prompt."""
 
-    suffix_tokens: int = Field(default=64, ge=0)
-    """Tokens of text after the cursor put in the prompt; they follow the prefix in every FIM layout that
-    works for our models, so each keystroke re-evaluates them: keep this small for latency."""
+    suffix_tokens: int = Field(default=128, ge=0)
+    """Tokens of text after the cursor put in the prompt.  Typing re-uses their KV cache (see ``middle_chars``);
+    they are evaluated again when the cursor moves elsewhere, so they cost latency there."""
 
     middle_chars: int = Field(default=1024, ge=0)
     """Most characters typed since a stable split point that go after the FIM middle marker, so that typing only

@@ -381,6 +381,10 @@ class CompletionContext:
     block_indent: int = -1
     """Lines of a multi-line suggestion indented less than this end the block (indentation languages); -1: no rule."""
 
+    indent_complete: bool = False
+    """The cursor line is only indentation, already as deep as the code before it calls for: whitespace at the
+    start of a suggestion would over-indent it (a token-boundary artefact of the model, stripped)."""
+
     recent_lines: tuple[str, ...] = ()
     """The last non-blank lines before the cursor line, stripped, nearest first."""
 
@@ -477,6 +481,13 @@ def build_context(
         in_comment = tree_facts.in_comment or lexer_in_comment
 
     multiline = _decide_multiline(spec, line_before, line_after, in_string or in_comment, tree_facts)
+    indent_only = bool(line_before) and not line_before.strip() and not line_after.strip()
+    next_indent = _next_code_indent(text, line_end, parse_end)
+    if multiline and indent_only and next_indent is not None:
+        # An indented blank line with code after it at the same depth or deeper: the gap is one statement
+        # (or the header of the block that follows), not the place to write several lines.
+        multiline = next_indent < indent_width(line_before)
+    indent_complete = indent_only and indent_width(line_before) >= _expected_indent(text, line_start, parse_start, spec)
 
     block_indent = column if multiline and spec is not None and spec.indent_blocks else -1
 
@@ -506,6 +517,7 @@ def build_context(
         block_indent=block_indent,
         recent_lines=_nonblank_lines_before(text, line_start, parse_start, RECENT_LINES),
         next_lines=_nonblank_lines_after(text, line_end, parse_end, NEXT_LINES),
+        indent_complete=indent_complete,
         parse_prefix=parse_prefix,
         parse_suffix=parse_suffix,
     )
@@ -689,6 +701,33 @@ def _parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, i
                 break
             candidate = newline + 1
     return start, end
+
+
+def _next_code_indent(text: str, line_end: int, ceiling: int) -> int | None:
+    """Indentation width of the first non-blank line after the cursor line, None when there is none."""
+    start = line_end + 1
+    while start < ceiling:
+        end = text.find("\n", start, ceiling)
+        end = ceiling if end < 0 else end
+        line = text[start:end]
+        if line.strip():
+            return indent_width(line)
+        start = end + 1
+    return None
+
+
+def _expected_indent(text: str, line_start: int, floor: int, spec: LanguageSpec | None) -> int:
+    """Least indentation the cursor line needs: the previous code line's, deeper after a block opener."""
+    end = line_start - 1
+    while end > floor:
+        start = text.rfind("\n", floor, end) + 1
+        line = text[start:end]
+        if line.strip():
+            stripped = line.rstrip()
+            opens = spec is not None and any(stripped.endswith(opener) for opener in spec.block_openers)
+            return indent_width(line) + (1 if opens else 0)
+        end = start - 1
+    return 0
 
 
 def _nonblank_lines_before(text: str, line_start: int, floor: int, limit: int) -> tuple[str, ...]:

@@ -17,10 +17,22 @@ def context(text: str, offset: int):
     )
 
 
+def keystrokes(body: str) -> list[int]:
+    """Lengths of ``body`` typed after each keystroke; an editor inserts a line break and its indentation at once."""
+    ends, i = [], 0
+    while i < len(body):
+        i += 1
+        if body[i - 1] in "\n" or i == 1:
+            while i < len(body) and body[i] == " ":
+                i += 1
+        ends.append(i)
+    return ends
+
+
 def prompt_while_typing(body: str, middle_chars: int = 1024) -> list[str]:
     splitter = MiddleSplitter()
     prompts = []
-    for typed in range(1, len(body) + 1):
+    for typed in keystrokes(body):
         text = HEAD + body[:typed] + TAIL
         ctx = context(text, len(HEAD) + typed)
         prefix, middle = splitter.split("file:///a.py", ctx, middle_chars)
@@ -50,8 +62,8 @@ def test_split_point_moves_to_the_cursor_line_when_the_middle_grows_too_long():
         ctx = context(text, len(HEAD) + typed)
         middles.append(splitter.split("file:///a.py", ctx, 100)[1])
     assert max(len(m) for m in middles) <= 100
-    line_starts = [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]
-    assert all(any(body.startswith(m, i) for i in line_starts) for m in middles)  # split at line starts
+    code_starts = [i + 4 for i in [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]]
+    assert all(m == "" or any(body.startswith(m, i) for i in code_starts) for m in middles)  # after indentation
     resets = sum(1 for a, b in zip(middles, middles[1:], strict=False) if len(b) < len(a))
     assert 2 <= resets <= len(body) // 60  # the point moves rarely, not on every line
 
@@ -63,8 +75,8 @@ def test_cursor_moving_above_the_split_point_resets_it():
     splitter.split("file:///a.py", late, 1024)
     early = context(text, len(HEAD) + 5)
     prefix, middle = splitter.split("file:///a.py", early, 1024)
-    assert middle == "    a"
-    assert prefix == early.prefix[: -len("    a")]
+    assert middle == "a"
+    assert prefix == early.prefix[: -len("a")]
 
 
 def test_every_family_keeps_the_middle_last():
