@@ -535,3 +535,31 @@ def test_recent_and_next_lines():
     ctx = make("a = 1\n\nb = 2\nc = 3\nd = █\n\ne = 5\nf = 6\ng = 7\n", "python")
     assert ctx.recent_lines == ("c = 3", "b = 2", "a = 1")
     assert ctx.next_lines == ("e = 5", "f = 6")
+
+
+@pytest.mark.parametrize(
+    "source, multiline",
+    [
+        pytest.param("def f(xs):\n    total = 0\n    █\n    return total\n", False, id="gap-before-a-sibling"),
+        pytest.param("def f(xs):\n    █\n        print(x)\n", False, id="gap-before-a-deeper-body"),
+        pytest.param("def f(xs):\n    total = 0\n    █\n\ndef g():\n    pass\n", True, id="end-of-block"),
+        pytest.param("def f(xs):\n    total = 0\n    █", True, id="end-of-file"),
+        pytest.param("import os\n█\ndef g():\n    pass\n", True, id="top-level-between-definitions"),
+    ],
+)
+def test_blank_line_between_statements_gets_one_line(source, multiline):
+    assert make(source, "python").multiline is multiline
+
+
+@pytest.mark.parametrize(
+    "source, complete",
+    [
+        pytest.param("def f(xs):\n    █\n", True, id="body-indented"),
+        pytest.param("def f(xs):\n  █\n", True, id="any-deeper-indent-counts"),
+        pytest.param("def f(xs):\n█\n", False, id="not-indented"),
+        pytest.param("def f(xs):\n    total = 0\n  █\n", False, id="shallower-than-the-code-before"),
+        pytest.param("def f(xs):\n    total = 0\n    x█\n", False, id="code-on-the-line"),
+    ],
+)
+def test_indent_complete(source, complete):
+    assert make(source, "python").indent_complete is complete

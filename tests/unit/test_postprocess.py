@@ -612,3 +612,13 @@ def test_stop_checker_agrees_with_postprocess(case, raw, step):
     cut = stream(make_stop_checker(ctx, 4), raw, step)
     kept = raw if cut is None else raw[:cut]
     assert postprocess(kept, ctx, max_lines=4) == postprocess(raw, ctx, max_lines=4)
+
+
+def test_over_indented_start_is_stripped_where_the_indentation_is_already_typed():
+    ctx = make("def f(xs):\n    total = 0\n    █\n    return total\n", "python")
+    assert postprocess(" total += sum(xs)", ctx, max_lines=8) == "total += sum(xs)"
+
+
+def test_leading_whitespace_is_kept_where_the_line_still_needs_indentation():
+    ctx = make("def f(xs):\n█\n", "python")
+    assert postprocess("    return xs", ctx, max_lines=8) == "    return xs"
