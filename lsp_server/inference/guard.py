@@ -8,10 +8,10 @@ from the best quality to the cheapest: each installed model at full speed,
 then the same model decoded more cheaply (prompt-lookup speculation if the
 engine has it off, fewer threads: with another process busy, llama.cpp's
 threads wait on each other, so fewer threads can be faster), then the next
-smaller model.  The smallest model's last rung also shortens the prompt
-window to a quarter: a tiny model spends much of each decode step on attention
-over the context (SmolLM2-135M on one thread: 34 tok/s with a 576-token window,
-47 with 144).
+smaller model.  The smallest model shortens the prompt window to a quarter
+before it drops threads: a tiny model spends much of each decode step on
+attention over the context (SmolLM2-135M on one thread: 34 tok/s with a
+576-token window, 47 with 144).
 
 Per request, the server asks ``probe_rung() or current`` which rung to run and
 reports the result with ``record``.  Decisions, from real requests only:
@@ -171,10 +171,11 @@ def build_ladder(
     missing from it (a custom ``modelPath``) go after the ladder's.  For each
     model: its full-speed rung (``n_threads`` threads, ``prompt_lookup`` as the
     engine is configured), then prompt lookup turned on if the engine has it
-    off, then half the threads when ``n_threads > 1``.  The smallest model ends
-    with a rung whose prompt window is ``bottom_context_scale`` of the
-    configured one (None: no such rung): less context makes suggestions worse,
-    so this rung only makes sense where nothing faster is left.
+    off, then half the threads when ``n_threads > 1``.  The smallest model gets
+    a rung whose prompt window is ``bottom_context_scale`` of the configured one
+    before its fewer-threads rung (which keeps the short window); None: no such
+    rung.  Less context makes suggestions worse, so only the smallest model,
+    where nothing faster is left, trades it.
     """
     if n_threads < 1:
         raise EngineError(f"The latency guard needs a positive thread count, got {n_threads}")
@@ -187,27 +188,29 @@ def build_ladder(
             "run `make install` or `gearshift models list` to see what is missing"
         )
     rungs: list[Rung] = []
-    for model in models:
+    shorten = bottom_context_scale is not None and bottom_context_scale < 1
+    for position, model in enumerate(models):
         rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=prompt_lookup, name=model))
         tags: list[str] = []
         if not prompt_lookup:
             tags.append("lookup")
             rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=True, name="/".join([model, *tags])))
+        scale = 1.0
+        if shorten and position == len(models) - 1:
+            # The smallest model: a shorter window before fewer threads, because on one thread a tiny model's
+            # full window is slower than the short one on all threads, and the short window on all threads is
+            # where it goes back up to when a load leaves.
+            scale = bottom_context_scale or 1.0
+            tags.append(f"{scale:g}x-context")
+            rungs.append(
+                Rung(model, n_threads=n_threads, prompt_lookup=True, context_scale=scale, name="/".join([model, *tags]))
+            )
         if n_threads > 1:
             fewer = n_threads // 2
             tags.append(f"{fewer}-thread")
-            rungs.append(Rung(model, n_threads=fewer, prompt_lookup=True, name="/".join([model, *tags])))
-    if bottom_context_scale is not None and bottom_context_scale < 1:
-        last = rungs[-1]
-        rungs.append(
-            Rung(
-                last.model,
-                n_threads=last.n_threads,
-                prompt_lookup=last.prompt_lookup,
-                context_scale=bottom_context_scale,
-                name=f"{last.name}/{bottom_context_scale:g}x-context",
+            rungs.append(
+                Rung(model, n_threads=fewer, prompt_lookup=True, context_scale=scale, name="/".join([model, *tags]))
             )
-        )
     return rungs
 
 
