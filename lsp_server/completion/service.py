@@ -134,7 +134,7 @@ class CompletionService:
             outcome.hidden_reason = "cancelled"
             return outcome
         kept = postprocess(
-            result.text, ctx, max_lines=settings.max_lines, truncated=result.stop_reason in ("length", "time_budget")
+            _heal(result.text, ctx), ctx, max_lines=settings.max_lines, truncated=result.stop_reason in ("length", "time_budget")
         )
         if not kept:
             outcome.hidden_reason = "filtered by stop rules or parse check"
@@ -198,4 +198,21 @@ class CompletionService:
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:
         prefix, middle = self.splitter.split(doc.uri, ctx, self.settings.completion.middle_chars)
-        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=middle)
+        # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
+        # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
+        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=middle[: len(_unspaced(middle))])
+
+
+def _unspaced(middle: str) -> str:
+    """``middle`` without the spaces typed last after code on the cursor line (indentation stays)."""
+    stripped = middle.rstrip(" ")
+    last_line = stripped[stripped.rfind("\n") + 1 :]
+    return stripped if last_line.strip() else middle
+
+
+def _heal(generated: str, ctx: CompletionContext) -> str:
+    """The generated text as it continues the document, after ``_prompt`` held back trailing spaces."""
+    held_back = len(ctx.line_before) - len(ctx.line_before.rstrip(" "))
+    if not held_back or not ctx.line_before.strip():
+        return generated
+    return generated[held_back:] if generated.startswith(" " * held_back) else generated.lstrip(" ")
