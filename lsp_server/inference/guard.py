@@ -405,6 +405,10 @@ class LatencyGuard:
                 return None
             index, plausible = candidate
             wait = self._probe_wait_s if plausible else self._refresh_wait_s
+            if not plausible and self._rungs[index].context_scale != self._rungs[self._index].context_scale:
+                # Probing another prompt window evaluates the whole prompt twice (there and back: seconds on a
+                # CPU), so a rung that does not even look plausible is refreshed there only once a minute.
+                wait = max(wait, MAX_REFRESH_S)
             if now - self._last_probe < wait:
                 return None
             return self._hand_out_probe(index, plausible=plausible, now=now)

@@ -593,3 +593,13 @@ def test_records_from_a_worker_thread_while_state_is_read():
         thread.join()
     assert not errors
     assert sum(r["samples"] for r in guard.state()["rungs"]) == 4000
+
+
+def test_rungs_on_another_prompt_window_are_refreshed_at_most_once_a_minute():
+    guard, clock = make_guard()
+    speeds = {Q05: 10.0, Q05_1: 10.0, S135: 30.0, S135_1: 45.0, S135_SHORT: 45.0}
+    run = serve(guard, clock, table(speeds), 400)
+    assert guard.current.name == S135_1  # the short window on all threads holds the target
+    full_window = [t for t, name in run.probes if name in (Q05, Q05_1, S135)]
+    assert full_window, "slow rungs are still re-measured now and then"
+    assert all(b - a >= MAX_REFRESH_S - 1e-6 for a, b in zip(full_window, full_window[1:], strict=False))
