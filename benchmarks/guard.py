@@ -31,7 +31,7 @@ MIN_TOKENS = 4  # shorter generations say little about decode speed
 
 async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
     options = {
-        "models": {"defaultModel": args.model},
+        "models": {"defaultModel": args.model, **({"ladder": args.ladder.split(",")} if args.ladder else {})},
         "guard": {"enabled": guard_on, "inlineTargetTokS": args.target},
         "completion": {"minConfidence": 0.0},
     }
@@ -113,6 +113,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", default="smollm2-135m",
                         help="tier both runs start on: the largest that holds the target unloaded (see `gearshift fit`)")
+    parser.add_argument("--ladder", help="comma-separated models, largest first (default: every installed one)")
     parser.add_argument("--target", type=float, default=40.0)
     parser.add_argument("--warm-s", type=float, default=20.0)
     parser.add_argument("--hog-s", type=float, default=45.0)
