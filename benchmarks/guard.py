@@ -40,6 +40,7 @@ async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     functions = pick_functions([stdlib / m for m in DEFAULT_MODULES if (stdlib / m).exists()], 50, 600)
     samples: list[dict] = []
+    requests: list[dict] = []  # every request, for reading what happened
     shifts: list[dict] = []
     hog: subprocess.Popen | None = None
     hog_started = hog_stopped = None
@@ -73,6 +74,9 @@ async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
                 seen_statuses = len(editor.statuses)
                 status = answer.status
                 tokens = status.get("generatedTokens") or 0
+                requests.append({"t_s": round(now, 2), "ms": round(answer.latency_ms), "tier": status.get("tier"),
+                                 "tokens": tokens, "tok_s": status.get("tokensPerSecond"),
+                                 "cache": bool(status.get("cacheHit"))})
                 if not status.get("cacheHit") and tokens >= MIN_TOKENS and status.get("tokensPerSecond"):
                     samples.append({"t_s": now, "tok_s": status["tokensPerSecond"], "tier": status.get("tier")})
                 editor.insert(cursor, char)
@@ -99,6 +103,7 @@ async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
         if any(s["t_s"] < hog_start for s in samples) else None,
         "hog_started_s": round(hog_start, 2),
         "hog_stopped_s": round(hog_end, 2),
+        "requests": requests,
     }
     if guard_on:
         record["shifts"] = [{k: v for k, v in s.items() if k != "direction"} for s in shifts]

@@ -440,7 +440,12 @@ class LatencyGuard:
             was_probe = index == self._pending_probe
             if was_probe:
                 self._pending_probe = None
-            if not self._settings.enabled or not meaningful:
+            if not self._settings.enabled:
+                return None
+            if not meaningful:
+                if was_probe and index < self._index and n_tokens < 1:
+                    # Nothing delivered at all (the time budget ran out in the prompt): a failed probe.
+                    return self._after_probe(index, 0.0, now)
                 return None
             if was_probe and index < self._index:
                 return self._after_probe(index, tokens_per_s, now)
@@ -484,7 +489,11 @@ class LatencyGuard:
         is scaled by the measured rung's load factor; a rung on fewer threads may
         escape the contention, so only its bound is used.
         """
-        reference = self._stats[index].reference
+        stats = self._stats[index]
+        reference = stats.reference
+        if reference is None and stats.speeds:
+            # No full window yet: the fastest request seen bounds it (optimistically).
+            reference = max(speed for _, speed in stats.speeds)
         if reference is None:
             return None
         factor = None

@@ -603,3 +603,22 @@ def test_rungs_on_another_prompt_window_are_refreshed_at_most_once_a_minute():
     full_window = [t for t, name in run.probes if name in (Q05, Q05_1, S135)]
     assert full_window, "slow rungs are still re-measured now and then"
     assert all(b - a >= MAX_REFRESH_S - 1e-6 for a, b in zip(full_window, full_window[1:], strict=False))
+
+
+def test_a_probe_that_delivers_nothing_counts_as_failed_and_backs_off():
+    guard, clock = make_guard(installed=[S135])
+    for _ in range(3):  # three slow requests (fewer than a full window): down to the short window
+        guard.record(guard.current, 30.0, 0.05, 12)
+        clock.now += 1.0
+    assert guard.current.name == S135_1
+    probes = []
+    for _ in range(60):
+        clock.now += 0.5
+        rung = guard.probe_rung()
+        if rung is not None:
+            probes.append(clock.now)
+            guard.record(rung, 0.0, 3.0, 0)  # the time budget ran out in the prompt: not a single token
+        else:
+            guard.record(guard.current, 45.0, 0.05, 12)
+    # The top rung, seen at 30 tok/s, is not plausible: refreshed on its other window at most once a minute.
+    assert len(probes) <= 1
