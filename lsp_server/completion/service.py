@@ -12,6 +12,7 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePath
+from typing import TYPE_CHECKING
 
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
@@ -25,6 +26,9 @@ from lsp_server.inference.guard import LatencyGuard, Rung
 from lsp_server.inference.tiers import TierManager
 from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
 from lsp_server.settings import GearshiftSettings
+
+if TYPE_CHECKING:  # the engine module loads llama.cpp
+    from lsp_server.inference.engine import LlamaEngine
 
 log = logging.getLogger(__name__)
 
@@ -94,16 +98,7 @@ class CompletionService:
         if looks_binary(doc.text, doc.offset):
             return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
 
-        ctx = build_context(
-            doc.text,
-            doc.offset,
-            doc.language_id,
-            count_tokens=engine.count_tokens,
-            prefix_tokens=max(MIN_PREFIX_TOKENS, int(settings.prefix_tokens * rung.context_scale)),
-            suffix_tokens=int(settings.suffix_tokens * rung.context_scale),
-            max_lines=settings.max_lines,
-            path=doc.path,
-        )
+        ctx = self._context(doc, engine, rung)
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         request = GenerationRequest(
@@ -182,8 +177,14 @@ class CompletionService:
         engine = self.tiers.get_loaded(rung.model)
         if engine is None or looks_binary(doc.text, doc.offset):
             return
+        ctx = self._context(doc, engine, rung)
+        template = self.template(engine)
+        await engine.prewarm(self._prompt(template, doc, ctx))
+
+    def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
+        """The cursor's context with the prompt window ``rung`` allows (the same for a request and its prewarm)."""
         settings = self.settings.completion
-        ctx = build_context(
+        return build_context(
             doc.text,
             doc.offset,
             doc.language_id,
@@ -193,14 +194,12 @@ class CompletionService:
             max_lines=settings.max_lines,
             path=doc.path,
         )
-        template = self.template(engine)
-        await engine.prewarm(self._prompt(template, doc, ctx))
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:
         prefix, middle = self.splitter.split(doc.uri, ctx, self.settings.completion.middle_chars)
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
-        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=middle[: len(_unspaced(middle))])
+        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))
 
 
 def _unspaced(middle: str) -> str:
