@@ -22,6 +22,7 @@ import re
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
+from itertools import islice
 
 from lsp_server.completion import languages
 from lsp_server.completion.languages import LanguageSpec
@@ -482,11 +483,11 @@ def build_context(
 
     multiline = _decide_multiline(spec, line_before, line_after, in_string or in_comment, tree_facts)
     indent_only = bool(line_before) and not line_before.strip() and not line_after.strip()
-    next_indent = _next_code_indent(text, line_end, parse_end)
-    if multiline and indent_only and next_indent is not None:
+    next_code = next(_code_lines_after(text, line_end, parse_end), None)
+    if multiline and indent_only and next_code is not None:
         # An indented blank line with code after it at the same depth or deeper: the gap is one statement
         # (or the header of the block that follows), not the place to write several lines.
-        multiline = next_indent < indent_width(line_before)
+        multiline = indent_width(next_code) < indent_width(line_before)
     indent_complete = indent_only and indent_width(line_before) >= _expected_indent(text, line_start, parse_start, spec)
 
     block_indent = column if multiline and spec is not None and spec.indent_blocks else -1
@@ -703,59 +704,48 @@ def _parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, i
     return start, end
 
 
-def _next_code_indent(text: str, line_end: int, ceiling: int) -> int | None:
-    """Indentation width of the first non-blank line after the cursor line, None when there is none."""
-    start = line_end + 1
-    while start < ceiling:
-        end = text.find("\n", start, ceiling)
-        end = ceiling if end < 0 else end
-        line = text[start:end]
-        if line.strip():
-            return indent_width(line)
-        start = end + 1
-    return None
-
-
 def _expected_indent(text: str, line_start: int, floor: int, spec: LanguageSpec | None) -> int:
     """Least indentation the cursor line needs: the previous code line's, deeper after a block opener."""
-    end = line_start - 1
-    while end > floor:
-        start = text.rfind("\n", floor, end) + 1
-        line = text[start:end]
-        if line.strip():
-            stripped = line.rstrip()
-            opens = spec is not None and any(stripped.endswith(opener) for opener in spec.block_openers)
-            return indent_width(line) + (1 if opens else 0)
-        end = start - 1
-    return 0
+    line = next(_code_lines_before(text, line_start, floor), None)
+    if line is None:
+        return 0
+    stripped = line.rstrip()
+    opens = spec is not None and any(stripped.endswith(opener) for opener in spec.block_openers)
+    return indent_width(line) + (1 if opens else 0)
 
 
-def _nonblank_lines_before(text: str, line_start: int, floor: int, limit: int) -> tuple[str, ...]:
-    found: list[str] = []
+def _code_lines_before(text: str, line_start: int, floor: int) -> Iterator[str]:
+    """Non-blank lines before the cursor line as written, nearest first; none cut off by ``floor``."""
     end = line_start - 1  # the newline ending the previous line
-    while end >= floor and len(found) < limit:
+    while end >= floor:
         start = text.rfind("\n", floor, end) + 1
         if start == 0 and floor > 0:
             break
-        line = text[start:end].strip()
-        if line:
-            found.append(line)
+        line = text[start:end]
+        if line.strip():
+            yield line
         end = start - 1
-    return tuple(found)
 
 
-def _nonblank_lines_after(text: str, line_end: int, ceiling: int, limit: int) -> tuple[str, ...]:
-    found: list[str] = []
+def _code_lines_after(text: str, line_end: int, ceiling: int) -> Iterator[str]:
+    """Non-blank lines after the cursor line as written, nearest first, up to ``ceiling``."""
     start = line_end + 1
-    while start < ceiling and len(found) < limit:
+    while start < ceiling:
         end = text.find("\n", start, ceiling)
         if end < 0:
             end = ceiling
-        line = text[start:end].strip()
-        if line:
-            found.append(line)
+        line = text[start:end]
+        if line.strip():
+            yield line
         start = end + 1
-    return tuple(found)
+
+
+def _nonblank_lines_before(text: str, line_start: int, floor: int, limit: int) -> tuple[str, ...]:
+    return tuple(line.strip() for line in islice(_code_lines_before(text, line_start, floor), limit))
+
+
+def _nonblank_lines_after(text: str, line_end: int, ceiling: int, limit: int) -> tuple[str, ...]:
+    return tuple(line.strip() for line in islice(_code_lines_after(text, line_end, ceiling), limit))
 
 
 # --------------------------------------------------------------------------------------------------
