@@ -384,7 +384,8 @@ class CompletionContext:
 
     indent_complete: bool = False
     """The cursor line is only indentation, already as deep as the code before it calls for: whitespace at the
-    start of a suggestion would over-indent it (a token-boundary artefact of the model, stripped)."""
+    start of a suggestion would over-indent it (a token-boundary artefact of the model, stripped before
+    post-processing)."""
 
     recent_lines: tuple[str, ...] = ()
     """The last non-blank lines before the cursor line, stripped, nearest first."""

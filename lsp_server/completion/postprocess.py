@@ -221,11 +221,6 @@ def postprocess(raw: str, ctx: CompletionContext, *, max_lines: int, truncated: 
     if not raw:
         return None
     text = raw.replace("\r\n", "\n")
-    if ctx.indent_complete:
-        first_line_end = text.find("\n")
-        first = text if first_line_end < 0 else text[:first_line_end]
-        if first.strip():
-            text = text.lstrip(" \t")
     cut = _Walker(ctx, max_lines).feed(text, final=True)
     if cut is not None:
         text = text[:cut]

@@ -128,9 +128,9 @@ class CompletionService:
         if result.stop_reason == "cancelled":
             outcome.hidden_reason = "cancelled"
             return outcome
-        kept = postprocess(
-            _heal(result.text, ctx), ctx, max_lines=settings.max_lines, truncated=result.stop_reason in ("length", "time_budget")
-        )
+        continuation = _heal(_dedent_start(result.text, ctx), ctx)
+        truncated = result.stop_reason in ("length", "time_budget")
+        kept = postprocess(continuation, ctx, max_lines=settings.max_lines, truncated=truncated)
         if not kept:
             outcome.hidden_reason = "filtered by stop rules or parse check"
         else:
@@ -207,6 +207,18 @@ def _unspaced(middle: str) -> str:
     stripped = middle.rstrip(" ")
     last_line = stripped[stripped.rfind("\n") + 1 :]
     return stripped if last_line.strip() else middle
+
+
+def _dedent_start(generated: str, ctx: CompletionContext) -> str:
+    """``generated`` without whitespace first where the cursor line's indentation is already typed.
+
+    There it would over-indent the line: a token-boundary artefact (the model's " for" after a four-space
+    token), taken off before post-processing, which only cuts.
+    """
+    if not ctx.indent_complete:
+        return generated
+    first_line = generated.split("\n", 1)[0]
+    return generated.lstrip(" \t") if first_line.strip() else generated
 
 
 def _heal(generated: str, ctx: CompletionContext) -> str:
