@@ -50,6 +50,3 @@ class MiddleSplitter:
         line = prefix.rfind("\n", 0, cut) + 1
         # Still the end of a line's indentation (the text before it may have been edited since).
         return not prefix[line:cut].strip(" \t") and (cut == len(prefix) or prefix[cut] not in " \t")
-
-    def forget(self, uri: str) -> None:
-        self._points.pop(uri, None)
