@@ -605,21 +605,27 @@ def test_rungs_on_another_prompt_window_are_refreshed_at_most_once_a_minute():
     assert all(b - a >= MAX_REFRESH_S - 1e-6 for a, b in zip(full_window, full_window[1:], strict=False))
 
 
+def probes_delivering_nothing(guard: LatencyGuard, clock: Clock, seconds: float, speed_of) -> list[float]:
+    """Requests every 0.5 s; each probe's time budget runs out in the prompt (not one token). Probe times."""
+    probes = []
+    for _ in range(int(seconds / 0.5)):
+        clock.now += 0.5
+        rung = guard.probe_rung()
+        if rung is not None:
+            probes.append(clock.now)
+            guard.record(rung, 0.0, 3.0, 0)
+        else:
+            guard.record(guard.current, speed_of(guard.current.name), 0.05, 12)
+    return probes
+
+
 def test_a_rung_seen_slow_before_its_window_filled_is_not_probed_as_plausible():
     guard, clock = make_guard(installed=[S135])
     for _ in range(3):  # three slow requests (fewer than a full window): down to the short window
         guard.record(guard.current, 30.0, 0.05, 12)
         clock.now += 1.0
     assert guard.current.name == S135_1
-    probes = []
-    for _ in range(60):
-        clock.now += 0.5
-        rung = guard.probe_rung()
-        if rung is not None:
-            probes.append(clock.now)
-            guard.record(rung, 0.0, 3.0, 0)  # the time budget ran out in the prompt: not a single token
-        else:
-            guard.record(guard.current, 45.0, 0.05, 12)
+    probes = probes_delivering_nothing(guard, clock, 30, lambda name: 45.0)
     # The top rung, seen at 30 tok/s, is not plausible: refreshed on its other window at most once a minute.
     assert len(probes) <= 1
 
@@ -629,14 +635,6 @@ def test_a_probe_that_delivers_nothing_counts_as_failed_and_backs_off():
     serve(guard, clock, table(UNLOADED), 10)  # the top rung's window fills at full speed: it is remembered fast
     serve(guard, clock, table(HOGGED), 10)  # a load arrives: down, and the top still looks plausible
     assert guard.current.name != S135
-    probes = []
-    for _ in range(120):
-        clock.now += 0.5
-        rung = guard.probe_rung()
-        if rung is not None:
-            probes.append(clock.now)
-            guard.record(rung, 0.0, 3.0, 0)  # the time budget ran out in the prompt: not a single token
-        else:
-            guard.record(guard.current, HOGGED[guard.current.name], 0.05, 12)
+    probes = probes_delivering_nothing(guard, clock, 60, HOGGED.__getitem__)
     gaps = [b - a for a, b in zip(probes, probes[1:], strict=False)]
     assert gaps and gaps[-1] >= MAX_PROBE_BACKOFF_S - 1e-6  # backed off, as after a probe measured too slow
