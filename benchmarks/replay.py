@@ -76,12 +76,14 @@ async def replay(args: argparse.Namespace) -> dict:
     options = {
         "models": {"defaultModel": args.model, "ladder": [args.model]},
         "guard": {"enabled": False},
+        "completion": json.loads(args.completion),
     }
     editor = Editor(options)
     ready = await editor.start()
     latencies: list[float] = []  # every keystroke
     answered: list[float] = []  # keystrokes whose request was answered before the next key
     steady: list[float] = []  # keystrokes after the first answer in a file (its prompt is in the KV cache)
+    trace: list[dict] = []  # one entry per keystroke, for reading where the time went
     keystrokes = cache_hits = superseded = supplied = total_chars = shown = 0
     for path, source, start, end in functions:
         body = source[start:end]
@@ -97,6 +99,10 @@ async def replay(args: argparse.Namespace) -> dict:
             # A keystroke whose request was still running when the typist moved on counts with the time
             # waited (a lower bound): leaving it out would hide exactly the slow ones.
             latencies.append(answer.latency_ms)
+            trace.append({"file": path.name, "offset": cursor - start, "ms": round(answer.latency_ms, 1),
+                          "superseded": answer.superseded, "cache": bool(answer.status.get("cacheHit")),
+                          "tokens": answer.status.get("generatedTokens"), "stop": answer.status.get("stopReason"),
+                          "ttft_ms": answer.status.get("timeToFirstTokenMs"), "shown": len(answer.text or "")})
             if warmed:
                 steady.append(answer.latency_ms)
             warmed = warmed or not answer.superseded
@@ -142,6 +148,7 @@ async def replay(args: argparse.Namespace) -> dict:
         "answered_p50_ms": round(percentile(answered, 0.5), 1),
         "answered_p95_ms": round(percentile(answered, 0.95), 1),
         "guard": status.get("guard"),
+        "trace": trace,
     }
 
 
@@ -154,6 +161,7 @@ def main() -> int:
     parser.add_argument("--patience-ms", type=float, default=2000.0,
                         help="longest wait for a suggestion before typing on (the request is then cancelled)")
     parser.add_argument("--open-pause-ms", type=float, default=1500.0, help="pause after opening a file")
+    parser.add_argument("--completion", default="{}", help='completion settings to override, as JSON ({"prefixTokens": 512})')
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
     report = asyncio.run(replay(args))

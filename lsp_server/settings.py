@@ -150,6 +150,10 @@ class GuardSettings(_Section):
     probe_interval_s: float = Field(default=3.0, gt=0)
     """How often a downshifted guard measures whether the upper tier would hold the target again."""
 
+    watch_cpu: bool = True
+    """Read how many cores other processes leave free (Linux ``/proc/stat``): rungs needing more threads than
+    that are not tried, and cores coming free again is what starts probing upward from a fewer-threads rung."""
+
     keep_next_tier_loaded: bool = True
     """Keep the next smaller tier loaded when memory allows, so a downshift has no cold start."""
 

@@ -173,7 +173,7 @@ class CompletionService:
 
     async def prewarm(self, doc: DocumentSnapshot) -> None:
         """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens."""
-        rung = self.guard.current
+        rung = self.guard.expected_rung()  # warming another rung's window would evict the one about to be used
         engine = self.tiers.get_loaded(rung.model)
         if engine is None or looks_binary(doc.text, doc.offset):
             return

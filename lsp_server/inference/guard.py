@@ -9,9 +9,9 @@ then the same model decoded more cheaply (prompt-lookup speculation if the
 engine has it off, fewer threads: with another process busy, llama.cpp's
 threads wait on each other, so fewer threads can be faster), then the next
 smaller model.  The smallest model shortens the prompt window to a quarter
-before it drops threads: a tiny model spends much of each decode step on
-attention over the context (SmolLM2-135M on one thread: 34 tok/s with a
-576-token window, 47 with 144).
+before it drops threads, and to an eighth on fewer threads: a tiny model
+spends much of each decode step on attention over the context (SmolLM2-135M
+on one thread: 34 tok/s with a 576-token window, 47 with 144).
 
 Per request, the server asks ``probe_rung() or current`` which rung to run and
 reports the result with ``record``.  Decisions, from real requests only:
@@ -33,6 +33,10 @@ reports the result with ``record``.  Decisions, from real requests only:
   all for a minute (two, four... after reversals in a row), which bounds shifts
   to about two a minute.  That pause is the one case where a load leaving is
   noticed later than ~10 s.
+* **Cores**: given a ``free_cores`` reading (cores other processes leave this
+  one), a rung running more threads than that is neither probed nor shifted
+  down to.  A rung on fewer threads keeps its speed under a load, so its own
+  measurements cannot tell when the load leaves; the free cores can.
 """
 
 from __future__ import annotations
@@ -76,6 +80,10 @@ FLAP_WINDOW_S = 60.0
 
 MAX_BLOCK_S = 600.0
 """Longest pause of probing after reversals in a row."""
+
+CORE_SLACK = 0.5
+"""A rung on n threads needs n - this many cores that other processes leave free: a thread with most of a core
+keeps pace, one sharing a core with a busy process holds the others up at every step."""
 
 SHIFT_HISTORY = 100
 """Shifts kept in memory (``state()`` shows the last 20)."""
@@ -173,7 +181,7 @@ def build_ladder(
     engine is configured), then prompt lookup turned on if the engine has it
     off, then half the threads when ``n_threads > 1``.  The smallest model gets
     a rung whose prompt window is ``bottom_context_scale`` of the configured one
-    before its fewer-threads rung (which keeps the short window); None: no such
+    before its fewer-threads rung (whose window is half that again); None: no such
     rung.  Less context makes suggestions worse, so only the smallest model,
     where nothing faster is left, trades it.
     """
@@ -207,6 +215,11 @@ def build_ladder(
             )
         if n_threads > 1:
             fewer = n_threads // 2
+            if scale < 1:
+                # Halved again: on fewer threads the short window alone still hovers at the target (SmolLM2 on
+                # one thread: 38-43 tok/s with a quarter window, 45-47 with an eighth).
+                scale /= 2
+                tags[-1] = f"{scale:g}x-context"
             tags.append(f"{fewer}-thread")
             rungs.append(
                 Rung(model, n_threads=fewer, prompt_lookup=True, context_scale=scale, name="/".join([model, *tags]))
@@ -243,7 +256,10 @@ class LatencyGuard:
         target_tok_s: float,
         start_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        free_cores: Callable[[], float | None] | None = None,
     ) -> None:
+        """``free_cores`` says how many cores other processes leave this one (None: unknown), e.g.
+        ``CpuMonitor.free_cores``: rungs that need more threads than that are neither probed nor shifted to."""
         if not rungs:
             raise EngineError("The latency guard needs at least one rung (an installed model)")
         names = [rung.name for rung in rungs]
@@ -256,6 +272,7 @@ class LatencyGuard:
         self._settings = settings
         self._target = float(target_tok_s)
         self._clock = clock
+        self._free_cores = free_cores
         self._started = clock()
         self._top = min(max(0, start_index), len(self._rungs) - 1)
         self._index = self._top
@@ -413,6 +430,13 @@ class LatencyGuard:
                 return None
             return self._hand_out_probe(index, plausible=plausible, now=now)
 
+    def expected_rung(self) -> Rung:
+        """The rung the next request will most likely run on (what a prewarm should warm): the rung a fast
+        probe is being confirmed on, else ``current``.  Hands nothing out."""
+        with self._lock:
+            confirming = self._good_probes and self._good_probe_rung is not None and self._good_probe_rung < self._index
+            return self._rungs[self._good_probe_rung] if confirming else self._rungs[self._index]
+
     def record(self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int) -> Shift | None:
         """Take one request's measurement on ``rung``; return the shift it caused, if any.
 
@@ -446,6 +470,10 @@ class LatencyGuard:
                 if was_probe and index < self._index and n_tokens < 1:
                     # Nothing delivered at all (the time budget ran out in the prompt): a failed probe.
                     return self._after_probe(index, 0.0, now)
+                if was_probe and index == self._good_probe_rung:
+                    # Too short to measure: the confirmation waits for the next probe instead of taking every
+                    # request (each may evaluate a whole prompt on the probed window).
+                    self._good_probes, self._good_probe_rung = 0, None
                 return None
             if was_probe and index < self._index:
                 return self._after_probe(index, tokens_per_s, now)
@@ -464,6 +492,15 @@ class LatencyGuard:
     def _threads(self, index: int) -> int:
         threads = self._rungs[index].n_threads
         return self._full_threads if threads is None else threads
+
+    def _read_free_cores(self) -> float | None:
+        if self._free_cores is None or not self._settings.watch_cpu:
+            return None
+        return self._free_cores()
+
+    def _short_of_cores(self, index: int, free: float | None) -> bool:
+        """Whether other processes leave fewer cores than rung ``index`` runs threads (False when unknown)."""
+        return free is not None and free < self._threads(index) - CORE_SLACK
 
     def _load_factor(self, index: int, recent_speed: float | None = None) -> float | None:
         """How far the rung's recent speed (by default its window median) is below its remembered best.
@@ -528,8 +565,12 @@ class LatencyGuard:
         """
         skipped: list[tuple[str, float]] = []
         best: tuple[float, int] | None = None
+        free = self._read_free_cores()
         for index in range(self._index + 1, len(self._rungs)):
             predicted = self._predict(index, self._index, current_speed)
+            if self._short_of_cores(index, free):
+                # Its threads would wait on another busy process's: at best as slow as now.
+                predicted = min(predicted if predicted is not None else current_speed, current_speed)
             if predicted is None or predicted >= self._target:
                 return index, skipped
             skipped.append((self._rungs[index].name, predicted))
@@ -548,7 +589,11 @@ class LatencyGuard:
         needed = self._target * self._settings.upshift_headroom
         if now < self._upshift_blocked_until:
             return None
-        open_rungs = list(range(self._top, self._index))
+        free = self._read_free_cores()
+        # A rung whose threads would share cores with another busy process cannot hold the target: not worth a
+        # probe (a slow request) until the cores are free again, which is how a load leaving is noticed from
+        # a rung on fewer threads, whose own speed does not change.
+        open_rungs = [index for index in range(self._top, self._index) if not self._short_of_cores(index, free)]
         for index in open_rungs:
             predicted = self._predict(index, self._index)
             if predicted is None or predicted >= needed:

@@ -127,10 +127,17 @@ def default_threads(settings: GearshiftSettings) -> int:
 
 def starting_guard(settings: GearshiftSettings, tiers: TierManager):
     """A latency guard over the installed ladder, starting at (and never above) the configured default model."""
+    from lsp_server.inference.cpu import CpuMonitor
     from lsp_server.inference.guard import LatencyGuard, build_ladder
 
     rungs = build_ladder(
         tiers.installed(), settings.models.ladder, default_threads(settings), prompt_lookup=settings.engine.prompt_lookup
     )
     start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
-    return LatencyGuard(rungs, settings.guard, target_tok_s=settings.guard.inline_target_tok_s, start_index=start)
+    return LatencyGuard(
+        rungs,
+        settings.guard,
+        target_tok_s=settings.guard.inline_target_tok_s,
+        start_index=start,
+        free_cores=CpuMonitor().free_cores,
+    )

@@ -29,7 +29,7 @@ TARGET = 40.0
 LADDER = ["qwen2.5-coder-1.5b", "qwen2.5-coder-0.5b", "smollm2-135m"]
 TWO = ["qwen2.5-coder-0.5b", "smollm2-135m"]
 Q05, Q05_1 = "qwen2.5-coder-0.5b", "qwen2.5-coder-0.5b/1-thread"
-S135, S135_1, S135_SHORT = "smollm2-135m", "smollm2-135m/0.25x-context", "smollm2-135m/0.25x-context/1-thread"
+S135, S135_1, S135_SHORT = "smollm2-135m", "smollm2-135m/0.25x-context", "smollm2-135m/0.125x-context/1-thread"
 T0 = 1000.0
 
 # What each rung of the 0.5B + 135M ladder delivers on two cores, alone and next to a process busy on one core
@@ -49,12 +49,17 @@ class Clock:
 
 
 def make_guard(
-    installed: list[str] = TWO, n_threads: int = 2, start_index: int = 0, **settings
+    installed: list[str] = TWO, n_threads: int = 2, start_index: int = 0, free_cores=None, **settings
 ) -> tuple[LatencyGuard, Clock]:
     clock = Clock()
     rungs = build_ladder(list(installed), LADDER, n_threads)
     guard = LatencyGuard(
-        rungs, GuardSettings(**settings), target_tok_s=TARGET, start_index=start_index, clock=clock
+        rungs,
+        GuardSettings(**settings),
+        target_tok_s=TARGET,
+        start_index=start_index,
+        clock=clock,
+        free_cores=free_cores,
     )
     return guard, clock
 
@@ -118,12 +123,12 @@ def most_shifts_in_a_minute(shifts: list[Shift], after_s: float = 0.0) -> int:
         pytest.param(list(reversed(LADDER)), 2, build_ladder(LADDER, LADDER, 2), id="ladder-order-wins"),
         pytest.param([S135], 1, [S135, "smollm2-135m/0.25x-context"], id="single-core"),
         pytest.param(
-            [S135], 8, [S135, S135_1, "smollm2-135m/0.25x-context/4-thread"], id="eight-cores"
+            [S135], 8, [S135, S135_1, "smollm2-135m/0.125x-context/4-thread"], id="eight-cores"
         ),
         pytest.param(
             ["custom", S135],
             2,
-            [S135, "smollm2-135m/1-thread", "custom", "custom/0.25x-context", "custom/0.25x-context/1-thread"],
+            [S135, "smollm2-135m/1-thread", "custom", "custom/0.25x-context", "custom/0.125x-context/1-thread"],
             id="model-outside-the-ladder-goes-last",
         ),
     ],
@@ -145,7 +150,7 @@ def test_ladder_with_prompt_lookup_off_turns_it_on_before_dropping_threads():
 def test_full_speed_rungs_name_their_thread_count_so_an_upshift_restores_it():
     rungs = build_ladder(TWO, LADDER, 2)
     assert [r.n_threads for r in rungs] == [2, 1, 2, 2, 1]
-    assert [r.context_scale for r in rungs] == [1.0, 1.0, 1.0, 0.25, 0.25]
+    assert [r.context_scale for r in rungs] == [1.0, 1.0, 1.0, 0.25, 0.125]
 
 
 @pytest.mark.parametrize(
@@ -638,3 +643,91 @@ def test_a_probe_that_delivers_nothing_counts_as_failed_and_backs_off():
     probes = probes_delivering_nothing(guard, clock, 60, HOGGED.__getitem__)
     gaps = [b - a for a, b in zip(probes, probes[1:], strict=False)]
     assert gaps and gaps[-1] >= MAX_PROBE_BACKOFF_S - 1e-6  # backed off, as after a probe measured too slow
+
+
+# -- free cores --------------------------------------------------------------------------------------
+
+# This machine's 135M ladder, roughly: two threads next to a process busy on one of the two cores wait on each
+# other; the one-thread rung keeps its core and its speed, so its own measurements cannot tell the load left.
+ONE_CORE_HOG = {S135: 12.0, S135_1: 18.0, S135_SHORT: 46.0}
+NO_HOG = {S135: 60.0, S135_1: 70.0, S135_SHORT: 46.0}
+
+
+class Cores:
+    """What a CpuMonitor would read: cores other processes leave free."""
+
+    def __init__(self, free: float | None) -> None:
+        self.free = free
+
+    def __call__(self) -> float | None:
+        return self.free
+
+
+@pytest.mark.parametrize("watch_cpu", [True, False])
+def test_busy_cores_keep_probes_off_two_thread_rungs_and_freed_cores_bring_the_guard_back_up(watch_cpu):
+    cores = Cores(2.0)
+    guard, clock = make_guard(installed=[S135], free_cores=cores, watch_cpu=watch_cpu)
+    serve(guard, clock, table(NO_HOG), 10)  # learn the rungs' unloaded speeds
+    assert guard.current.name == S135
+    cores.free = 1.0
+    during = serve(guard, clock, table(ONE_CORE_HOG), 120)
+    assert guard.current.name == S135_SHORT
+    slow_probes = [(t, name) for t, name in during.probes if name != S135_SHORT]
+    if watch_cpu:
+        # Straight down to the one-thread rung (the two-thread short window would wait on the hog too), and not
+        # one probe (a slow request) up there while the cores stay busy.
+        assert [s.to_rung for s in during.shifts] == [S135_SHORT]
+        assert "skipped smollm2-135m/0.25x-context" in during.shifts[0].reason
+        assert slow_probes == []
+    else:
+        assert slow_probes, "without the cores reading the guard probes on its schedule"
+    cores.free = 2.0
+    hog_end = clock.now - T0
+    after = serve(guard, clock, table(NO_HOG), 30)
+    assert after.ups and after.ups[0].t_s - hog_end <= 10.0
+
+
+def test_unknown_free_cores_leave_the_decisions_to_measured_speeds():
+    guard, clock = make_guard(installed=[S135], free_cores=Cores(None))
+    serve(guard, clock, table(NO_HOG), 10)
+    during = serve(guard, clock, table(ONE_CORE_HOG), 60)
+    assert during.probes, "probing upward on the schedule as without a reading"
+
+
+def test_a_prewarm_warms_the_rung_a_fast_probe_is_being_confirmed_on():
+    guard, clock = make_guard(installed=[S135], free_cores=Cores(2.0))
+    serve(guard, clock, table(NO_HOG), 10)
+    serve(guard, clock, table(ONE_CORE_HOG), 60)
+    assert guard.expected_rung() == guard.current
+    for _ in range(40):  # the hog left: requests until a probe runs and is fast
+        clock.now += 0.5
+        probe = guard.probe_rung()
+        if probe is not None:
+            guard.record(probe, NO_HOG[probe.name], 0.05, 24)
+            break
+        guard.record(guard.current, NO_HOG[guard.current.name], 0.05, 24)
+    assert probe is not None and probe != guard.current
+    assert guard.expected_rung() == probe  # the confirmation comes next: its window is what to keep warm
+
+
+def test_a_confirmation_too_short_to_measure_does_not_make_every_request_a_probe():
+    guard, clock = make_guard(installed=[S135], free_cores=Cores(2.0))
+    serve(guard, clock, table(NO_HOG), 10)
+    serve(guard, clock, table(ONE_CORE_HOG), 60)
+    probes = []
+    fast_once = False
+    for _ in range(40):
+        clock.now += 0.5
+        probe = guard.probe_rung()
+        if probe is None:
+            guard.record(guard.current, NO_HOG[guard.current.name], 0.05, 24)
+            continue
+        probes.append(clock.now)
+        if not fast_once:
+            guard.record(probe, NO_HOG[probe.name], 0.05, 24)  # a fast probe...
+            fast_once = True
+        else:
+            guard.record(probe, 0.0, 2.0, 1)  # ...then confirmations that deliver one token
+    assert guard.current.name == S135_SHORT
+    gaps = [b - a for a, b in pairwise(probes[1:])]
+    assert gaps and min(gaps) >= 3.0 - 1e-9  # back on the probe schedule, not every request
