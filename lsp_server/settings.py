@@ -104,6 +104,11 @@ class CompletionSettings(_Section):
     """Tokens of text after the cursor put in the prompt.  Typing re-uses their KV cache (see ``middle_chars``);
     they are evaluated again when the cursor moves elsewhere, so they cost latency there."""
 
+    cold_prompt_ms: int = Field(default=8000, ge=0)
+    """About the longest a prompt that shares nothing with the KV cache (a file just opened, a jump elsewhere) may
+    take to evaluate: the prompt window (``prefix_tokens`` + ``suffix_tokens`` at most) is sized from the model's
+    prompt speed measured on this machine when it loads.  0: always the full window."""
+
     middle_chars: int = Field(default=1024, ge=0)
     """Most characters typed since a stable split point that go after the FIM middle marker, so that typing only
     appends to the prompt and each keystroke re-uses the KV cache of the suffix (0: the classic layout, where a

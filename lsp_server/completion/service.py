@@ -184,13 +184,19 @@ class CompletionService:
     def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
         """The cursor's context with the prompt window ``rung`` allows (the same for a request and its prewarm)."""
         settings = self.settings.completion
+        prefix_tokens, suffix_tokens = prompt_window(
+            settings.prefix_tokens,
+            settings.suffix_tokens,
+            settings.cold_prompt_ms,
+            getattr(engine, "prompt_tokens_per_s", None),
+        )
         return build_context(
             doc.text,
             doc.offset,
             doc.language_id,
             count_tokens=engine.count_tokens,
-            prefix_tokens=max(MIN_PREFIX_TOKENS, int(settings.prefix_tokens * rung.context_scale)),
-            suffix_tokens=int(settings.suffix_tokens * rung.context_scale),
+            prefix_tokens=max(MIN_PREFIX_TOKENS, int(prefix_tokens * rung.context_scale)),
+            suffix_tokens=int(suffix_tokens * rung.context_scale),
             max_lines=settings.max_lines,
             path=doc.path,
         )
@@ -200,6 +206,27 @@ class CompletionService:
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
         return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))
+
+
+WINDOW_STEP_TOKENS = 64
+"""The window sized from prompt speed is a multiple of this: the same on every load of a model on a machine,
+whatever the measurement's jitter (a window that moves re-evaluates the whole prompt)."""
+
+
+def prompt_window(
+    prefix_tokens: int, suffix_tokens: int, cold_prompt_ms: int, prompt_tokens_per_s: float | None
+) -> tuple[int, int]:
+    """(prefix, suffix) tokens: the configured window, or less where this machine would evaluate it slower than
+    ``cold_prompt_ms``; the suffix keeps its share, but at least a quarter (the next lines matter most)."""
+    configured = prefix_tokens + suffix_tokens
+    if not cold_prompt_ms or not prompt_tokens_per_s or configured <= 0:
+        return prefix_tokens, suffix_tokens
+    affordable = prompt_tokens_per_s * cold_prompt_ms / 1000
+    window = max(2 * WINDOW_STEP_TOKENS, int(affordable // WINDOW_STEP_TOKENS) * WINDOW_STEP_TOKENS)
+    if window >= configured:
+        return prefix_tokens, suffix_tokens
+    suffix = min(suffix_tokens, max(window // 4, window * suffix_tokens // configured))
+    return window - suffix, suffix
 
 
 def _unspaced(middle: str) -> str:

@@ -235,8 +235,13 @@ class _RungStats:
     """(clock time, tokens/s) of the last ``window`` meaningful requests."""
 
     ttfts: deque[float]
+    calm_speeds: deque[float]
+    """Tokens/s of the last ``window`` meaningful requests run while other processes left the rung's threads
+    their cores (all of them when that is unknown): what the rung can do, as opposed to what a load left it."""
+
     reference: float | None = None
-    """Best median of a full window seen: the rung's unloaded speed as far as the guard knows (optimistic)."""
+    """Best median of a full window of ``calm_speeds``: the rung's unloaded speed as far as the guard knows
+    (optimistic)."""
 
     samples_total: int = 0
 
@@ -278,7 +283,11 @@ class LatencyGuard:
         self._index = self._top
         self._full_threads = max((r.n_threads for r in self._rungs if r.n_threads is not None), default=1)
         self._stats = [
-            _RungStats(speeds=deque(maxlen=settings.window), ttfts=deque(maxlen=settings.window))
+            _RungStats(
+                speeds=deque(maxlen=settings.window),
+                ttfts=deque(maxlen=settings.window),
+                calm_speeds=deque(maxlen=settings.window),
+            )
             for _ in self._rungs
         ]
         self._arrived_at = self._started
@@ -386,6 +395,7 @@ class LatencyGuard:
             if settings.window != self._settings.window:
                 for stats in self._stats:
                     stats.speeds = deque(stats.speeds, maxlen=settings.window)
+                    stats.calm_speeds = deque(stats.calm_speeds, maxlen=settings.window)
                     stats.ttfts = deque(stats.ttfts, maxlen=settings.window)
             self._settings = settings
             if target_tok_s is not None:
@@ -457,10 +467,11 @@ class LatencyGuard:
             if meaningful:
                 stats.speeds.append((now, tokens_per_s))
                 stats.samples_total += 1
-                if len(stats.speeds) == stats.speeds.maxlen:
-                    # A full window only: a rung measured by sparse probes must not be judged by one burst.
-                    window_median = statistics.median(speed for _, speed in stats.speeds)
-                    stats.reference = max(stats.reference or 0.0, window_median)
+                if not self._short_of_cores(index, self._read_free_cores()):
+                    stats.calm_speeds.append(tokens_per_s)
+                    if len(stats.calm_speeds) == stats.calm_speeds.maxlen:
+                        # A full window only: a rung measured by sparse probes must not be judged by one burst.
+                        stats.reference = max(stats.reference or 0.0, statistics.median(stats.calm_speeds))
             was_probe = index == self._pending_probe
             if was_probe:
                 self._pending_probe = None
@@ -496,7 +507,9 @@ class LatencyGuard:
     def _read_free_cores(self) -> float | None:
         if self._free_cores is None or not self._settings.watch_cpu:
             return None
-        return self._free_cores()
+        free = self._free_cores()
+        log.debug("latency guard: %s cores free", "unknown" if free is None else f"{free:.2f}")
+        return free
 
     def _short_of_cores(self, index: int, free: float | None) -> bool:
         """Whether other processes leave fewer cores than rung ``index`` runs threads (False when unknown)."""
@@ -528,9 +541,9 @@ class LatencyGuard:
         """
         stats = self._stats[index]
         reference = stats.reference
-        if reference is None and stats.speeds:
+        if reference is None and stats.calm_speeds:
             # No full window yet: the fastest request seen bounds it (optimistically).
-            reference = max(speed for _, speed in stats.speeds)
+            reference = max(stats.calm_speeds)
         if reference is None:
             return None
         factor = None

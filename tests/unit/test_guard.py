@@ -731,3 +731,17 @@ def test_a_confirmation_too_short_to_measure_does_not_make_every_request_a_probe
     assert guard.current.name == S135_SHORT
     gaps = [b - a for a, b in pairwise(probes[1:])]
     assert gaps and min(gaps) >= 3.0 - 1e-9  # back on the probe schedule, not every request
+
+
+def test_a_rung_measured_only_while_its_cores_were_busy_is_probed_once_they_are_free():
+    cores = Cores(2.0)
+    guard, clock = make_guard(installed=[S135], free_cores=cores)
+    serve(guard, clock, table({**NO_HOG, S135: 30.0}), 1.2)  # the full window is too slow even unloaded
+    assert guard.current.name == S135_1
+    cores.free = 1.0  # a hog arrives before the short window was measured unloaded: it fills with hogged speeds
+    serve(guard, clock, table(ONE_CORE_HOG), 60)
+    assert guard.current.name == S135_SHORT
+    cores.free = 2.0
+    hog_end = clock.now - T0
+    after = serve(guard, clock, table(NO_HOG), 30)
+    assert after.ups and after.ups[0].to_rung == S135_1 and after.ups[0].t_s - hog_end <= 10.0
