@@ -9,10 +9,13 @@ model itself runs on the engine's worker thread.
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
+
+from cachetools import LRUCache
 
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
@@ -71,6 +74,8 @@ class CompletionService:
         self.guard = guard
         self._templates: dict[tuple[str, str | None], FimTemplate] = {}
         self.splitter = MiddleSplitter()
+        self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
+        """When the last completion request for each document started (monotonic)."""
         self.cache = SuggestionCache(
             maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s
         )
@@ -80,6 +85,7 @@ class CompletionService:
 
     async def complete(self, doc: DocumentSnapshot, cancel: CancelToken | None = None) -> CompletionOutcome:
         started = time.perf_counter()
+        self._requested_at[doc.uri] = time.monotonic()
         settings = self.settings.completion
         prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
 
@@ -171,8 +177,14 @@ class CompletionService:
             engine.set_n_threads(rung.n_threads)
         return await engine.generate(request, cancel)
 
-    async def prewarm(self, doc: DocumentSnapshot) -> None:
-        """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens."""
+    async def prewarm(self, doc: DocumentSnapshot, since: float | None = None) -> None:
+        """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens.
+
+        ``since``: when the change this prewarm follows happened (monotonic); a completion requested after it
+        has evaluated that prompt already, and a prewarm now could evict it (a guard probe's window).
+        """
+        if since is not None and self._requested_at.get(doc.uri, -math.inf) >= since:
+            return
         rung = self.guard.expected_rung()  # warming another rung's window would evict the one about to be used
         engine = self.tiers.get_loaded(rung.model)
         if engine is None or looks_binary(doc.text, doc.offset):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 
 from lsprotocol import types
 
@@ -37,9 +38,12 @@ def register(server) -> None:
         if (handle := pending_prewarm.pop(uri, None)) is not None:
             handle.cancel()
         loop = asyncio.get_running_loop()
-        pending_prewarm[uri] = loop.call_later(_PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position)))
+        since = time.monotonic()
+        pending_prewarm[uri] = loop.call_later(
+            _PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position, since))
+        )
 
-    async def prewarm(ls, uri: str, position: types.Position) -> None:
+    async def prewarm(ls, uri: str, position: types.Position, since: float) -> None:
         pending_prewarm.pop(uri, None)
         if ls.completions is None:
             return
@@ -47,7 +51,7 @@ def register(server) -> None:
             doc = snapshot(ls.workspace, uri, position)
         except DocumentError:
             return  # closed or shrunk meanwhile: nothing to warm
-        await ls.completions.prewarm(doc)
+        await ls.completions.prewarm(doc, since)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls, params: types.DidOpenTextDocumentParams) -> None:
