@@ -68,7 +68,7 @@ async def typing_session(args: argparse.Namespace, guard_on: bool) -> dict:
                 answer = await editor.answer(future, t0, None)
                 for status in editor.statuses[seen_statuses:]:
                     if status.get("shiftTo"):
-                        shifts.append({"t_s": round(time.perf_counter() - started, 2), "from": status.get("tier"),
+                        shifts.append({"t_s": round(time.perf_counter() - started, 2), "from": status.get("shiftFrom", status.get("tier")),
                                        "to": status["shiftTo"], "reason": status.get("reason", ""),
                                        "direction": status.get("shiftDirection")})
                 seen_statuses = len(editor.statuses)

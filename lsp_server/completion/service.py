@@ -61,7 +61,8 @@ class CompletionOutcome:
     generated_tokens: int = 0
     stop_reason: str | None = None
     shift: dict | None = None
-    """When this request made the guard shift: {"reason", "shiftTo", "shiftDirection"} for the status."""
+    """When this request made the guard shift: {"reason", "shiftFrom", "shiftTo", "shiftDirection"} for the status
+    (``shiftFrom`` differs from this request's tier when the request was a probe of a higher rung)."""
     extras: dict = field(default_factory=dict)
 
 
@@ -127,7 +128,12 @@ class CompletionService:
             time_to_first_token_ms=round(result.time_to_first_token_s * 1000, 1),
             generated_tokens=result.n_generated_tokens,
             stop_reason=result.stop_reason,
-            shift={"reason": shift.reason, "shiftTo": shift.to_rung, "shiftDirection": shift.direction}
+            shift={
+                "reason": shift.reason,
+                "shiftFrom": shift.from_rung,
+                "shiftTo": shift.to_rung,
+                "shiftDirection": shift.direction,
+            }
             if shift
             else None,
         )
