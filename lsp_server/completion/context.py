@@ -429,8 +429,12 @@ def build_context(
     suffix_tokens: int,
     max_lines: int,
     path: str | None,
+    window_end: int | None = None,
 ) -> CompletionContext:
     """Describe the cursor at ``offset`` (a character index into ``text``) for the prompt and the stop rules.
+
+    ``window_end``: where the ``prefix_tokens`` window is counted back from (default: the cursor); the
+    text from there to the cursor comes on top (the typed middle, see ``MiddleSplitter.point``).
 
     ``language`` is the LSP languageId (the file extension of ``path`` is used when it is unknown).
     ``count_tokens`` is the model's tokenizer; it is called a handful of times on window-sized strings.
@@ -448,7 +452,8 @@ def build_context(
     indent_match = _INDENT.match(text, line_start, line_end)
     indent = indent_match.group() if indent_match else ""
 
-    prefix_start = _prefix_start(text, offset, prefix_tokens, count_tokens)
+    window_end = offset if window_end is None else max(0, min(window_end, offset))
+    prefix_start = _prefix_start(text, window_end, prefix_tokens, count_tokens)
     suffix_end = _suffix_end(text, offset, suffix_tokens, count_tokens)
 
     lexer = _lexer_for(spec)

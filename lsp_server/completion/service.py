@@ -217,6 +217,8 @@ class CompletionService:
             suffix_tokens=int(suffix_tokens * rung.context_scale),
             max_lines=settings.max_lines,
             path=doc.path,
+            # The window ends where the typed middle starts: its start stays put while the user types.
+            window_end=self.splitter.point(doc.uri, doc.text, doc.offset, settings.middle_chars),
         )
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:

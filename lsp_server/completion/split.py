@@ -29,6 +29,22 @@ class MiddleSplitter:
     def __init__(self, max_documents: int = 256) -> None:
         self._points: LRUCache[str, int] = LRUCache(maxsize=max_documents)
 
+    def point(self, uri: str, text: str, offset: int, middle_chars: int) -> int:
+        """The split point for the cursor at ``offset`` (remembered), where the prefix window should end.
+
+        Counting the prompt window back from here rather than from the cursor keeps its start, and so the
+        whole prompt before the middle, fixed while the user types (the cursor when ``middle_chars`` is 0).
+        """
+        if middle_chars <= 0:
+            return offset
+        point = self._points.get(uri)
+        if point is None or not self._usable(text, 0, point, offset, middle_chars):
+            line = text.rfind("\n", 0, offset) + 1
+            before = text[line:offset]
+            point = line + len(before) - len(before.lstrip(" \t"))
+        self._points[uri] = point
+        return point
+
     def split(self, uri: str, ctx: CompletionContext, middle_chars: int) -> tuple[str, str]:
         """``(prefix, middle)`` with ``prefix + middle == ctx.prefix``; middle is empty when ``middle_chars`` is 0."""
         prefix, start = ctx.prefix, ctx.prefix_start
@@ -43,10 +59,11 @@ class MiddleSplitter:
         return prefix[:cut], prefix[cut:]
 
     @staticmethod
-    def _usable(prefix: str, start: int, point: int, offset: int, middle_chars: int) -> bool:
+    def _usable(text: str, start: int, point: int, offset: int, middle_chars: int) -> bool:
+        """Whether ``point`` still splits ``text`` (the document from ``start`` on, up to the cursor at least)."""
         if not start <= point <= offset or offset - point > middle_chars:
             return False
         cut = point - start
-        line = prefix.rfind("\n", 0, cut) + 1
+        line = text.rfind("\n", 0, cut) + 1
         # Still the end of a line's indentation (the text before it may have been edited since).
-        return not prefix[line:cut].strip(" \t") and (cut == len(prefix) or prefix[cut] not in " \t")
+        return not text[line:cut].strip(" \t") and (point == offset or text[cut] not in " \t")

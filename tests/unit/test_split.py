@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from itertools import pairwise
+
+import pytest
+
 from lsp_server.completion.context import build_context
 from lsp_server.completion.fim import TEMPLATES
 from lsp_server.completion.split import MiddleSplitter
@@ -45,6 +49,34 @@ def test_typing_only_appends_to_the_prompt():
     prompts = prompt_while_typing("    for name in os.listdir(root):\n        print(name)\n    return None")
     for before, after in zip(prompts, prompts[1:], strict=False):
         assert after.startswith(before)  # the engine re-evaluates only the new characters
+
+
+LONG_HEAD = "import os\n\n" + "".join(f"def helper_{i}(value):\n    return value + {i}\n\n\n" for i in range(60))
+
+
+@pytest.mark.parametrize("anchored", [True, False])
+def test_a_window_shorter_than_the_file_stays_put_while_typing(anchored):
+    """The prefix window is counted back from the split point, not the cursor: its start does not move per line."""
+    body = "def walk(root):\n" + "".join(f"    total_{i} = len(os.listdir(root)) + {i}\n" for i in range(12))
+    splitter = MiddleSplitter()
+    starts, prompts = [], []
+    for typed in keystrokes(body):
+        text = LONG_HEAD + body[:typed] + TAIL
+        offset = len(LONG_HEAD) + typed
+        point = splitter.point("file:///a.py", text, offset, 1024) if anchored else None
+        ctx = build_context(
+            text, offset, "python", count_tokens=lambda s: len(s) // 3 + 1, prefix_tokens=96, suffix_tokens=16,
+            max_lines=8, path=None, window_end=point,
+        )
+        prefix, middle = splitter.split("file:///a.py", ctx, 1024)
+        starts.append(ctx.prefix_start)
+        prompts.append(TEMPLATES["qwen"].build(prefix, ctx.suffix, middle=middle))
+    moves = sum(1 for a, b in pairwise(starts) if a != b)
+    if anchored:
+        assert moves == 0
+        assert all(after.startswith(before) for before, after in pairwise(prompts))
+    else:
+        assert moves >= 3  # counted back from the cursor, a short window slides as lines are typed
 
 
 def test_without_middle_every_keystroke_changes_the_prompt_before_the_suffix():
