@@ -67,7 +67,7 @@ def passes(problem: dict, program: str, timeout_s: float = 10.0) -> bool:
 async def evaluate_tier(model: str, problems: list[dict], runs: int) -> dict:
     # Quality, not latency, is measured: no time budget cuts a suggestion short (the raw run has none either).
     settings = parse_settings({"models": {"defaultModel": model, "ladder": [model]}, "guard": {"enabled": False},
-                               "completion": {"timeBudgetMs": 60000}})
+                               "completion": {"timeBudgetMs": 60000, "firstAnswerMs": 60000}})
     tiers = TierManager(settings)
     guard = starting_guard(settings, tiers)
     engine = await tiers.get(guard.current.model)

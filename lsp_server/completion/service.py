@@ -8,9 +8,11 @@ model itself runs on the engine's worker thread.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
@@ -27,7 +29,7 @@ from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
 from lsp_server.inference.tiers import TierManager
-from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
+from lsp_server.inference.types import CancelToken, FirstAnswer, GenerationRequest, GenerationResult
 from lsp_server.settings import GearshiftSettings
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
@@ -60,10 +62,36 @@ class CompletionOutcome:
     latency_ms: float = 0.0
     generated_tokens: int = 0
     stop_reason: str | None = None
+    background: bool = False
+    """The full suggestion of a request answered early (``first_answer_ms``), finished after its answer."""
+
     shift: dict | None = None
     """When this request made the guard shift: {"reason", "shiftFrom", "shiftTo", "shiftDirection"} for the status
     (``shiftFrom`` differs from this request's tier when the request was a probe of a higher rung)."""
     extras: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class _Job:
+    """One request's cursor and prompt facts, for post-processing its generation (now or in the background)."""
+
+    uri: str
+    prefix: str
+    suffix: str
+    ctx: CompletionContext
+    rung: Rung
+    started: float
+
+
+def _handing_over(future: asyncio.Future) -> Callable[[FirstAnswer], None]:
+    """An ``on_first_answer`` callback (engine thread) that resolves ``future`` on its event loop."""
+    loop = future.get_loop()
+
+    def resolve(answer: FirstAnswer) -> None:
+        if not future.done():
+            future.set_result(answer)
+
+    return lambda answer: loop.call_soon_threadsafe(resolve, answer)
 
 
 class CompletionService:
@@ -75,6 +103,10 @@ class CompletionService:
         self.guard = guard
         self._templates: dict[tuple[str, str | None], FimTemplate] = {}
         self.splitter = MiddleSplitter()
+        self._background: dict[str, CancelToken] = {}
+        """Generations that go on after an early answer, per document (at most one runs: one engine thread)."""
+        self.on_background_outcome: Callable[[CompletionOutcome], None] | None = None
+        """Called on the event loop with each finished background generation (the server sends its status)."""
         self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
         """When the last completion request for each document started (monotonic)."""
         self.cache = SuggestionCache(
@@ -116,56 +148,102 @@ class CompletionService:
             prompt_lookup=rung.prompt_lookup,
             should_stop=make_stop_checker(ctx, settings.max_lines),
         )
-        result = await self._generate(engine, rung, request, cancel)
-        shift = self.guard.record(
-            rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
-        )
+        job = _Job(doc.uri, prefix, suffix, ctx, rung, started)
+        if cancel is None:
+            cancel = CancelToken()
+        early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
+        if settings.first_answer_ms < settings.time_budget_ms:
+            request.first_answer_s = settings.first_answer_ms / 1000
+            request.on_first_answer = _handing_over(early)
+        self._cancel_background()  # the model is needed here: free the engine's thread
+        work = asyncio.ensure_future(self._generate(engine, rung, request, cancel))
+        try:
+            while not work.done():
+                await asyncio.wait({work, early}, return_when=asyncio.FIRST_COMPLETED)
+                if work.done() or not early.done():
+                    continue
+                answer = early.result()
+                early = asyncio.get_running_loop().create_future()  # never done: wait for the full result
+                outcome = self._shown(job, answer.text, answer.token_logprobs, truncated=True)
+                if outcome.suggestion is None:
+                    continue  # nothing worth showing yet: wait for the full suggestion
+                outcome.tokens_per_s = round(answer.decode_tokens_per_s, 1)
+                outcome.time_to_first_token_ms = round(answer.time_to_first_token_s * 1000, 1)
+                outcome.generated_tokens = len(answer.token_logprobs)
+                outcome.stop_reason = "first_answer"
+                # The rest goes on in the background and lands in the typed-ahead cache.
+                self._background[doc.uri] = cancel
+                work.add_done_callback(lambda done: self._finish_in_background(done, job, cancel))
+                return outcome
+        except asyncio.CancelledError:
+            cancel.cancel()
+            raise
+        return self._finish(job, work.result())
 
-        outcome = CompletionOutcome(
-            suggestion=None,
-            tier=rung.name,
-            tokens_per_s=round(result.decode_tokens_per_s, 1),
-            time_to_first_token_ms=round(result.time_to_first_token_s * 1000, 1),
-            generated_tokens=result.n_generated_tokens,
-            stop_reason=result.stop_reason,
-            shift={
+    def _finish_in_background(self, work: asyncio.Future, job: _Job, cancel: CancelToken) -> None:
+        if self._background.get(job.uri) is cancel:
+            del self._background[job.uri]
+        if work.cancelled() or work.exception() is not None:
+            return
+        outcome = self._finish(job, work.result())
+        outcome.background = True
+        if self.on_background_outcome is not None:
+            self.on_background_outcome(outcome)
+
+    def _cancel_background(self) -> None:
+        for token in self._background.values():
+            token.cancel()
+        self._background.clear()
+
+    def _finish(self, job: _Job, result: GenerationResult) -> CompletionOutcome:
+        """The outcome of a finished generation: measured by the guard, post-processed, cached if shown."""
+        shift = self.guard.record(
+            job.rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
+        )
+        if result.stop_reason == "cancelled":
+            outcome = CompletionOutcome(suggestion=None, tier=job.rung.name, hidden_reason="cancelled")
+        else:
+            truncated = result.stop_reason in ("length", "time_budget")
+            outcome = self._shown(job, result.text, result.token_logprobs, truncated=truncated)
+        outcome.tokens_per_s = round(result.decode_tokens_per_s, 1)
+        outcome.time_to_first_token_ms = round(result.time_to_first_token_s * 1000, 1)
+        outcome.generated_tokens = result.n_generated_tokens
+        outcome.stop_reason = result.stop_reason
+        if shift:
+            outcome.shift = {
                 "reason": shift.reason,
                 "shiftFrom": shift.from_rung,
                 "shiftTo": shift.to_rung,
                 "shiftDirection": shift.direction,
             }
-            if shift
-            else None,
-        )
-        if result.stop_reason == "cancelled":
-            outcome.hidden_reason = "cancelled"
-            return outcome
-        continuation = _heal(_dedent_start(result.text, ctx), ctx)
-        truncated = result.stop_reason in ("length", "time_budget")
-        kept = postprocess(continuation, ctx, max_lines=settings.max_lines, truncated=truncated)
-        if not kept:
-            outcome.hidden_reason = "filtered by stop rules or parse check"
-        else:
-            outcome.confidence = round(confidence_of_kept(result.token_logprobs, result.text, kept), 3)
-            if outcome.confidence < settings.min_confidence:
-                outcome.hidden_reason = (
-                    f"confidence {outcome.confidence:.2f} below {settings.min_confidence:.2f}"
-                )
-            else:
-                outcome.suggestion = kept
-                self.cache.put(
-                    doc.uri, prefix, suffix, kept, {"tier": rung.name, "confidence": outcome.confidence}
-                )
-        outcome.latency_ms = (time.perf_counter() - started) * 1000
         log.debug(
             "completion tier=%s tokens=%d tok/s=%.1f ttft=%.0fms shown=%s reason=%s",
-            rung.name,
+            job.rung.name,
             result.n_generated_tokens,
             result.decode_tokens_per_s,
             result.time_to_first_token_s * 1000,
             outcome.suggestion is not None,
             outcome.hidden_reason,
         )
+        return outcome
+
+    def _shown(self, job: _Job, generated: str, logprobs: list[float], *, truncated: bool) -> CompletionOutcome:
+        """What of ``generated`` is shown (post-processed, confident enough), cached for typed-ahead hits."""
+        settings = self.settings.completion
+        outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
+        continuation = _heal(_dedent_start(generated, job.ctx), job.ctx)
+        kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated)
+        if not kept:
+            outcome.hidden_reason = "filtered by stop rules or parse check"
+        else:
+            outcome.confidence = round(confidence_of_kept(logprobs, generated, kept), 3)
+            if outcome.confidence < settings.min_confidence:
+                outcome.hidden_reason = f"confidence {outcome.confidence:.2f} below {settings.min_confidence:.2f}"
+            else:
+                outcome.suggestion = kept
+                meta = {"tier": job.rung.name, "confidence": outcome.confidence}
+                self.cache.put(job.uri, job.prefix, job.suffix, kept, meta)
+        outcome.latency_ms = (time.perf_counter() - job.started) * 1000
         return outcome
 
     def template(self, engine) -> FimTemplate:

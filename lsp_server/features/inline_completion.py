@@ -33,6 +33,9 @@ def register(server) -> None:
         running[doc.uri] = token
         try:
             service = await ls.ready_completions()
+            if service.on_background_outcome is None:
+                # The rest of a suggestion answered early: its figures (and any guard shift) reach the status.
+                service.on_background_outcome = lambda outcome: report(ls, outcome)
             work = asyncio.ensure_future(service.complete(doc, token))
             try:
                 outcome = await asyncio.shield(work)
@@ -71,6 +74,8 @@ def register(server) -> None:
             status.update(outcome.shift)
         if outcome.hidden_reason:
             status["hidden"] = outcome.hidden_reason
+        if outcome.background:
+            status["background"] = True
         ls.send_status(status)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

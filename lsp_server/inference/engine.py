@@ -63,7 +63,13 @@ import numpy as np
 
 from lsp_server.errors import EngineError, ModelError
 from lsp_server.inference.lookup import DraftPolicy, PromptLookup
-from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, StopReason
+from lsp_server.inference.types import (
+    CancelToken,
+    FirstAnswer,
+    GenerationRequest,
+    GenerationResult,
+    StopReason,
+)
 from lsp_server.settings import EngineSettings
 
 log = logging.getLogger(__name__)
@@ -263,10 +269,18 @@ class _Output:
         "_max_tokens",
         "_piece",
         "_is_eog",
+        "_called",
+        "_first_token_at",
+        "_first_answer_at",
+        "_on_first_answer",
     )
 
     def __init__(
-        self, request: GenerationRequest, piece: Callable[[int], bytes], is_eog: Callable[[int], bool]
+        self,
+        request: GenerationRequest,
+        piece: Callable[[int], bytes],
+        is_eog: Callable[[int], bool],
+        called: float = 0.0,
     ) -> None:
         self.text = ""
         self.tokens: list[int] = []
@@ -279,6 +293,14 @@ class _Output:
         self._max_tokens = request.max_tokens
         self._piece = piece
         self._is_eog = is_eog
+        self._called = called
+        self._first_token_at = 0.0
+        self._on_first_answer = request.on_first_answer
+        self._first_answer_at = (
+            called + request.first_answer_s
+            if request.on_first_answer is not None and request.first_answer_s is not None
+            else math.inf
+        )
 
     def push(self, token: int, logprob: float) -> StopReason | None:
         """Add one generated token; returns why generation must stop, or None to go on."""
@@ -310,7 +332,29 @@ class _Output:
                     return "stop"
         if len(self.tokens) >= self._max_tokens:
             return "length"
+        if len(self.tokens) == 1:
+            self._first_token_at = time.perf_counter()
+        if self._first_answer_at != math.inf and time.perf_counter() >= self._first_answer_at:
+            self._answer_first()
         return None
+
+    def _answer_first(self) -> None:
+        """Hand what was generated so far to ``on_first_answer`` (once): the caller shows it while we go on."""
+        self._first_answer_at = math.inf
+        now = time.perf_counter()
+        text = self.text
+        visible = text[: len(text) - self._held_back(text)] if self._stops else text
+        n = len(self.tokens)
+        answer = FirstAnswer(
+            text=visible,
+            token_logprobs=list(self.logprobs),
+            time_to_first_token_s=self._first_token_at - self._called,
+            decode_tokens_per_s=(n - 1) / (now - self._first_token_at) if n > 1 and now > self._first_token_at else 0.0,
+        )
+        try:
+            self._on_first_answer(answer)  # type: ignore[misc]
+        except Exception:  # the caller's bug must not end the generation
+            log.exception("on_first_answer failed")
 
     def _held_back(self, text: str) -> int:
         """Length of the end of ``text`` that could be the start of a stop string (not shown yet)."""
@@ -924,7 +968,7 @@ class LlamaEngine:
         deadline = called + request.time_budget_s if request.time_budget_s is not None else math.inf
         greedy = request.temperature <= 0
         lookup_on = self._settings.prompt_lookup if request.prompt_lookup is None else request.prompt_lookup
-        out = _Output(request, self._piece, self._is_eog)
+        out = _Output(request, self._piece, self._is_eog, called)
 
         reused = self._reuse_prefix(prompt, need_logits=True)
         reason = self._evaluate(prompt, flag, deadline, self._capacity, False, True)

@@ -28,6 +28,17 @@ class CancelToken:
         return self._event.is_set()
 
 
+@dataclass(frozen=True)
+class FirstAnswer:
+    """What a generation had produced when its ``first_answer_s`` came (it goes on meanwhile)."""
+
+    text: str
+    token_logprobs: list[float]
+    time_to_first_token_s: float
+    decode_tokens_per_s: float
+    """Delivered tokens/s after the first token so far (0 with fewer than two tokens)."""
+
+
 @dataclass
 class GenerationRequest:
     prompt: str
@@ -48,6 +59,13 @@ class GenerationRequest:
 
     should_stop: Callable[[str], int | None] | None = None
     """Called with the text generated so far after each step; returns a cut index to stop there, else None."""
+
+    first_answer_s: float | None = None
+    """After this many seconds (from the call, prompt included) ``on_first_answer`` gets what was generated so
+    far, once, and generation goes on; None: no early answer."""
+
+    on_first_answer: Callable[[FirstAnswer], None] | None = None
+    """Called on the engine's thread (hand the answer over to your own); must not block."""
 
     seed: int = 0
 

@@ -36,7 +36,14 @@ def settings(**completion) -> dict:
         # These tests are about behaviour, not speed: no shifting to another tier mid-test.
         "guard": {"enabled": False},
         # Other processes share these 2 cores in CI: behaviour, not speed, is under test.
-        "completion": {"minConfidence": 0.0, "timeBudgetMs": 30000, "prefixTokens": 384, **completion},
+        # Whole suggestions, never early partial ones (test_first_answer_* turns that on).
+        "completion": {
+            "minConfidence": 0.0,
+            "timeBudgetMs": 30000,
+            "firstAnswerMs": 30000,
+            "prefixTokens": 384,
+            **completion,
+        },
     }
 
 

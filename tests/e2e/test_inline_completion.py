@@ -5,11 +5,22 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import pytest_lsp
 from lsprotocol import types
 from pygls.exceptions import JsonRpcException
-from pytest_lsp import LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.e2e.conftest import inline_params, insert, open_doc, request_inline, statuses, wait_ready
+from tests.e2e.conftest import (
+    SERVER,
+    inline_params,
+    insert,
+    open_doc,
+    request_inline,
+    settings,
+    start,
+    statuses,
+    wait_ready,
+)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -154,3 +165,38 @@ async def test_bad_input_keeps_the_server_answering(client: LanguageClient):
     lines = OBVIOUS.split("\n")
     result = await client.text_document_inline_completion_async(inline_params(ok_uri, len(lines) - 1, len(lines[-1])))
     assert result.items
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def early_client(lsp_client: LanguageClient):
+    # An answer as soon as the first token is out: the rest of the suggestion comes in the background.
+    await start(lsp_client, "visual_studio_code", options=settings(firstAnswerMs=1, maxTokens=24))
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_first_answer_is_shown_early_and_the_rest_is_served_from_the_cache(early_client: LanguageClient):
+    client = early_client
+    uri = "file:///tmp/gearshift-e2e/early.py"
+    open_doc(client, uri, OBVIOUS)
+    await wait_ready(client)
+    lines = OBVIOUS.split("\n")
+    line, col = len(lines) - 1, len(lines[-1])
+    seen = len(statuses(client))
+    first = await client.text_document_inline_completion_async(inline_params(uri, line, col))
+    assert first.items, statuses(client)[seen:]
+    early = first.items[0].insert_text
+    early_status = statuses(client)[-1]
+    assert early_status["stopReason"] == "first_answer", statuses(client)[seen:]
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while not any(s.get("background") for s in statuses(client)[seen:]):
+        assert asyncio.get_running_loop().time() < deadline, "the rest of the suggestion never finished"
+        await asyncio.sleep(0.05)
+    finished = next(s for s in statuses(client)[seen:] if s.get("background"))
+    assert finished["generatedTokens"] >= early_status["generatedTokens"]
+
+    insert(client, uri, 2, line, col, early)  # accept what was shown
+    rest = await client.text_document_inline_completion_async(inline_params(uri, line, col + len(early)))
+    assert statuses(client)[-1]["cacheHit"] is True
+    assert rest.items and (early + rest.items[0].insert_text).replace(" ", "").startswith("a-b")

@@ -298,3 +298,23 @@ def test_closed_engine_refuses_work(smollm_path: Path):
     engine.close()  # idempotent
     with pytest.raises(EngineError, match="closed"):
         engine.generate_blocking(greedy(STORY))
+
+
+def test_first_answer_hands_over_the_text_so_far_once_and_generation_goes_on(engine: LlamaEngine):
+    answers = []
+    request = greedy(STORY, max_tokens=40, first_answer_s=0.0, on_first_answer=answers.append)
+    result = engine.generate_blocking(request)
+    assert len(answers) == 1
+    first = answers[0]
+    assert first.text and result.text.startswith(first.text)
+    assert len(first.token_logprobs) < result.n_generated_tokens  # it went on after the early answer
+    assert first.token_logprobs == result.token_logprobs[: len(first.token_logprobs)]
+    assert first.time_to_first_token_s > 0
+    plain = engine.generate_blocking(greedy(STORY, max_tokens=40))
+    assert plain.text == result.text  # answering early changes nothing in what is generated
+
+
+def test_a_generation_done_before_its_first_answer_time_never_answers_early(engine: LlamaEngine):
+    answers = []
+    engine.generate_blocking(greedy(STORY, max_tokens=4, first_answer_s=60.0, on_first_answer=answers.append))
+    assert answers == []

@@ -20,7 +20,7 @@ gearshift.setup({
   settings = {
     models = { defaultModel = model, ladder = { model } },
     guard = { enabled = false },
-    completion = { minConfidence = 0.0, timeBudgetMs = 30000 },
+    completion = { minConfidence = 0.0, timeBudgetMs = 30000, firstAnswerMs = 30000 },
     actions = { maxTokens = 48 },
     cloud = { localOnly = true },
   },

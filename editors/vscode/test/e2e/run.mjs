@@ -143,6 +143,7 @@ writeFileSync(
       "gearshift.completion.maxTokens": 32,
       // A shared 2-core CI machine can take seconds for the first prompt: don't let the budget cut it to nothing.
       "gearshift.completion.timeBudgetMs": 15000,
+      "gearshift.completion.firstAnswerMs": 15000,
       "gearshift.cloud.localOnly": true,
       "gearshift.serverArgs": ["--log-level", process.env.GEARSHIFT_E2E_LOG_LEVEL ?? "INFO"],
     },
