@@ -261,11 +261,14 @@ class CompletionService:
             engine.set_n_threads(rung.n_threads)
         return await engine.generate(request, cancel)
 
-    async def prewarm(self, doc: DocumentSnapshot, since: float | None = None) -> None:
+    async def prewarm(self, doc: DocumentSnapshot, since: float | None = None, *, guessed: bool = False) -> None:
         """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens.
 
         ``since``: when the change this prewarm follows happened (monotonic); a completion requested after it
         has evaluated that prompt already, and a prewarm now could evict it (a guard probe's window).
+        ``guessed``: the cursor is a guess (a file just opened): warm only a window that reaches back to the
+        file's start, which the prompt wherever the user starts typing shares; elsewhere the guess would hold
+        the engine's thread for nothing when the first real request comes.
         """
         if since is not None and self._requested_at.get(doc.uri, -math.inf) >= since:
             return
@@ -274,6 +277,8 @@ class CompletionService:
         if engine is None or looks_binary(doc.text, doc.offset):
             return
         ctx = self._context(doc, engine, rung)
+        if guessed and ctx.prefix_start > 0:
+            return
         template = self.template(engine)
         await engine.prewarm(self._prompt(template, doc, ctx))
 

@@ -32,7 +32,7 @@ def register(server) -> None:
         if params.settings is not None:
             ls.apply_settings(params.settings)
 
-    def schedule_prewarm(ls, uri: str, position: types.Position) -> None:
+    def schedule_prewarm(ls, uri: str, position: types.Position, *, guessed: bool = False) -> None:
         if not ls.settings.completion.prewarm:
             return
         if (handle := pending_prewarm.pop(uri, None)) is not None:
@@ -40,10 +40,10 @@ def register(server) -> None:
         loop = asyncio.get_running_loop()
         since = time.monotonic()
         pending_prewarm[uri] = loop.call_later(
-            _PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position, since))
+            _PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position, since, guessed))
         )
 
-    async def prewarm(ls, uri: str, position: types.Position, since: float) -> None:
+    async def prewarm(ls, uri: str, position: types.Position, since: float, guessed: bool) -> None:
         pending_prewarm.pop(uri, None)
         if ls.completions is None:
             return
@@ -51,14 +51,15 @@ def register(server) -> None:
             doc = snapshot(ls.workspace, uri, position)
         except DocumentError:
             return  # closed or shrunk meanwhile: nothing to warm
-        await ls.completions.prewarm(doc, since)
+        await ls.completions.prewarm(doc, since, guessed=guessed)
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls, params: types.DidOpenTextDocumentParams) -> None:
-        # Warm the end of the document: where a person most often starts typing in a file just opened.
+        # Warm the end of the document: where a person most often starts typing in a file just opened (a guess:
+        # LSP does not say where the cursor is).
         lines = params.text_document.text.split("\n")
         end = types.Position(line=len(lines) - 1, character=0)
-        schedule_prewarm(ls, params.text_document.uri, end)
+        schedule_prewarm(ls, params.text_document.uri, end, guessed=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
     def on_change(ls, params: types.DidChangeTextDocumentParams) -> None:
