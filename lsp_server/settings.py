@@ -117,7 +117,7 @@ class CompletionSettings(_Section):
     time_budget_ms: int = Field(default=2000, gt=0)
     """Generation stops after this long and returns what it has (cut to a clean line)."""
 
-    first_answer_ms: int = Field(default=450, gt=0)
+    first_answer_ms: int = Field(default=400, gt=0)
     """A suggestion still being generated after this long is shown as far as it got (post-processed like any
     other); generation goes on up to ``time_budget_ms`` and the whole suggestion lands in the typed-ahead cache,
     so typing or accepting its start shows the rest at once.  At or above ``time_budget_ms``: never early."""
