@@ -46,6 +46,9 @@ async def _complete(args: argparse.Namespace) -> dict:
     except (OSError, UnicodeDecodeError) as exc:
         raise GearshiftError(f"cannot read {path} as UTF-8 text: {exc}") from None
     settings = GearshiftSettings()
+    # A script wants the whole suggestion, not the early part an editor shows while the rest is generated.
+    completion = settings.completion.model_copy(update={"first_answer_ms": settings.completion.time_budget_ms})
+    settings = settings.model_copy(update={"completion": completion})
     if args.model:
         is_path = Path(args.model).suffix == ".gguf" or "/" in args.model
         settings = settings.model_copy(

@@ -32,7 +32,13 @@ def guard_options(target: float, *, dwell_s: float, probe_interval_s: float) -> 
             "minDwellS": dwell_s,
             "probeIntervalS": probe_interval_s,
         },
-        "completion": {"minConfidence": 0.0, "timeBudgetMs": 30000, "prefixTokens": 256, "maxTokens": 16},
+        "completion": {
+            "minConfidence": 0.0,
+            "timeBudgetMs": 30000,
+            "firstAnswerMs": 30000,
+            "prefixTokens": 256,
+            "maxTokens": 16,
+        },
     }
 
 
