@@ -164,7 +164,7 @@ class CompletionService:
                     continue
                 answer = early.result()
                 early = asyncio.get_running_loop().create_future()  # never done: wait for the full result
-                outcome = self._shown(job, answer.text, answer.token_logprobs, truncated=True)
+                outcome = self._shown_early(job, answer)
                 if outcome.suggestion is None:
                     continue  # nothing worth showing yet: wait for the full suggestion
                 outcome.tokens_per_s = round(answer.decode_tokens_per_s, 1)
@@ -227,11 +227,29 @@ class CompletionService:
         )
         return outcome
 
-    def _shown(self, job: _Job, generated: str, logprobs: list[float], *, truncated: bool) -> CompletionOutcome:
-        """What of ``generated`` is shown (post-processed, confident enough), cached for typed-ahead hits."""
+    def _shown_early(self, job: _Job, answer: FirstAnswer) -> CompletionOutcome:
+        """``_shown`` for the text so far of a generation still running.
+
+        Its last line is unfinished, and an unfinished statement rarely parses ("total = sum(values"): where the
+        whole of it does not pass, the longest cut at a word end on that line that does is shown ("total = sum").
+        """
+        text = answer.text
+        line_start = text.rfind("\n") + 1
+        outcome = self._shown(job, text, answer.token_logprobs, truncated=True)
+        for cut in _word_ends(text, line_start)[:MAX_EARLY_CUTS]:
+            if outcome.suggestion is not None:
+                break
+            outcome = self._shown(job, text, answer.token_logprobs, truncated=True, cut=cut)
+        return outcome
+
+    def _shown(
+        self, job: _Job, generated: str, logprobs: list[float], *, truncated: bool, cut: int | None = None
+    ) -> CompletionOutcome:
+        """What of ``generated`` (up to ``cut``) is shown (post-processed, confident enough), cached for typed-ahead
+        hits."""
         settings = self.settings.completion
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
-        continuation = _heal(_dedent_start(generated, job.ctx), job.ctx)
+        continuation = _heal(_dedent_start(generated[:cut], job.ctx), job.ctx)
         kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated)
         if not kept:
             outcome.hidden_reason = "filtered by stop rules or parse check"
@@ -309,6 +327,20 @@ class CompletionService:
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
         return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))
+
+
+MAX_EARLY_CUTS = 6
+"""Word ends tried (longest first) when an early answer's unfinished line does not parse; each try parses once."""
+
+
+def _word_ends(text: str, start: int) -> list[int]:
+    """Indices just past each word of ``text[start:]`` (identifiers, numbers), last first, the very end excluded."""
+    ends = [
+        i
+        for i in range(max(start, 1), len(text))
+        if (text[i - 1].isalnum() or text[i - 1] == "_") and not (text[i].isalnum() or text[i] == "_")
+    ]
+    return ends[::-1]
 
 
 WINDOW_STEP_TOKENS = 64

@@ -4,48 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 
-from lsp_server.completion.fim import TEMPLATES
-from lsp_server.completion.service import CompletionService
 from lsp_server.documents import DocumentSnapshot
-from lsp_server.inference.guard import LatencyGuard, build_ladder
-from lsp_server.settings import GearshiftSettings
-
-MODEL = "smollm2-135m"
-
-
-class FakeEngine:
-    model_path = Path("/nowhere/model.gguf")
-    metadata: dict = {}
-    prompt_tokens_per_s = None
-
-    def __init__(self) -> None:
-        self.prewarmed: list[str] = []
-
-    def count_tokens(self, text: str) -> int:
-        return len(text) // 3 + 1
-
-    async def prewarm(self, prompt: str) -> None:
-        self.prewarmed.append(prompt)
-
-
-class FakeTiers:
-    def __init__(self, engine: FakeEngine) -> None:
-        self.engine = engine
-
-    def get_loaded(self, model: str) -> FakeEngine:
-        return self.engine
-
-
-def service_with(engine: FakeEngine, prefix_tokens: int = 256) -> CompletionService:
-    settings = GearshiftSettings.model_validate({"completion": {"prefixTokens": prefix_tokens}})
-    guard = LatencyGuard(build_ladder([MODEL], [MODEL], 2), settings.guard, target_tok_s=40.0)
-    service = CompletionService(settings, FakeTiers(engine), guard)  # type: ignore[arg-type]
-    service._templates[(str(engine.model_path), None)] = TEMPLATES["qwen"]  # no GGUF file to read here
-    return service
+from tests.unit.fakes import FakeEngine, service_with
 
 
 def doc_at_end(text: str) -> DocumentSnapshot:
