@@ -132,7 +132,8 @@ class CompletionService:
                 latency_ms=(time.perf_counter() - started) * 1000,
             )
 
-        rung = self.guard.probe_rung() or self.guard.current
+        probe = self.guard.probe_rung()
+        rung = probe or self.guard.current
         engine = await self.tiers.get(rung.model)
         if looks_binary(doc.text, doc.offset):
             return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
@@ -152,7 +153,8 @@ class CompletionService:
         if cancel is None:
             cancel = CancelToken()
         early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
-        if settings.first_answer_ms < settings.time_budget_ms:
+        # A guard probe runs to its end: it is there for its measurement, which the next keystroke would cut short.
+        if settings.first_answer_ms < settings.time_budget_ms and probe is None:
             request.first_answer_s = settings.first_answer_ms / 1000
             request.on_first_answer = _handing_over(early)
         self._cancel_background()  # the model is needed here: free the engine's thread
