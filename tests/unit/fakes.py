@@ -7,6 +7,7 @@ from pathlib import Path
 from lsp_server.completion.fim import TEMPLATES
 from lsp_server.completion.service import CompletionService
 from lsp_server.inference.guard import LatencyGuard, build_ladder
+from lsp_server.inference.types import GenerationRequest, GenerationResult
 from lsp_server.settings import GearshiftSettings
 
 MODEL = "smollm2-135m"
@@ -19,6 +20,17 @@ class FakeEngine:
 
     def __init__(self) -> None:
         self.prewarmed: list[str] = []
+        self.requests: list[GenerationRequest] = []
+
+    def set_n_threads(self, n: int) -> None:
+        pass
+
+    async def generate(self, request: GenerationRequest, cancel=None) -> GenerationResult:
+        self.requests.append(request)
+        return GenerationResult(
+            text="total", stop_reason="stop", n_prompt_tokens=10, n_reused_tokens=0, n_generated_tokens=1,
+            token_logprobs=[-0.1], prompt_eval_s=0.01, time_to_first_token_s=0.01, decode_s=0.0,
+        )
 
     def count_tokens(self, text: str) -> int:
         return len(text) // 3 + 1
@@ -32,6 +44,9 @@ class FakeTiers:
         self.engine = engine
 
     def get_loaded(self, model: str) -> FakeEngine:
+        return self.engine
+
+    async def get(self, model: str) -> FakeEngine:
         return self.engine
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -46,3 +47,17 @@ def test_an_unfinished_line_is_shown_up_to_its_last_word_that_parses(so_far, sho
 def test_word_ends_are_tried_longest_first_and_only_on_the_last_line():
     text = "x = f(a)\ny = g(b, c"
     assert [text[:i] for i in _word_ends(text, text.rfind("\n") + 1)] == ["x = f(a)\ny = g(b", "x = f(a)\ny = g", "x = f(a)\ny"]
+
+
+@pytest.mark.parametrize("probing", [False, True])
+def test_a_guard_probe_is_never_answered_early(probing):
+    """A probe is there for its measurement; an early answer would let the next keystroke cut it short."""
+    engine = FakeEngine()
+    service = service_with(engine)
+    lower = service.guard.rungs[1]
+    if probing:
+        service.guard.probe_rung = lambda: lower  # type: ignore[method-assign]
+    doc = DocumentSnapshot("file:///a.py", 1, BEFORE + AFTER, len(BEFORE), "python", "/a.py")
+    asyncio.run(service.complete(doc))
+    (request,) = engine.requests
+    assert (request.on_first_answer is None) is probing
