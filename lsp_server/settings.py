@@ -115,7 +115,8 @@ class CompletionSettings(_Section):
     keystroke re-evaluates the whole suffix)."""
 
     time_budget_ms: int = Field(default=2000, gt=0)
-    """Generation stops after this long and returns what it has (cut to a clean line)."""
+    """Generation stops this long after the prompt is evaluated and returns what it has (cut to a clean line);
+    a prompt that takes long is not cut short (the next keystroke cancels the request instead)."""
 
     first_answer_ms: int = Field(default=400, gt=0)
     """A suggestion still being generated after this long is shown as far as it got (post-processed like any

@@ -84,6 +84,9 @@ _LOGPROB_WINDOW = 16.0
 _SPEED_PROBE_TOKENS = 64
 """Prompt tokens timed at load to measure this machine's prompt speed (1.7 s for the 0.5B on two AVX2 cores, where
 a batch of 64 already costs per token what a batch of 512 does)."""
+_CHUNK_S = 1.0
+_MIN_CHUNK = 64
+"""Smallest request chunk: from 64 tokens on llama.cpp's CPU kernels compute what one big prompt batch computes."""
 _PREWARM_CHUNK = 127
 """Most tokens per decode call while prewarming: small, so a generation waiting behind it starts soon.
 
@@ -479,6 +482,8 @@ class LlamaEngine:
         self.prompt_tokens_per_s = self._measure_prompt_speed()
         """Prompt evaluation speed measured at load: what a prompt that shares nothing with the KV cache costs
         (completion sizes its prompt window from it, so a file just opened answers within seconds)."""
+        self._request_chunk = max(_MIN_CHUNK, min(self._capacity, int(self.prompt_tokens_per_s * _CHUNK_S)))
+        """Prompt tokens per decode call for a request: about ``_CHUNK_S`` of work, so a cancel waits no longer."""
 
     def _measure_prompt_speed(self) -> float:
         """Tokens/s evaluating one batch of ``_SPEED_PROBE_TOKENS`` prompt tokens (after a small warm-up)."""
@@ -965,16 +970,18 @@ class LlamaEngine:
                 f"prompt of {len(prompt)} tokens plus max_tokens={request.max_tokens} exceeds the context of "
                 f"{self.n_ctx} tokens of {self.name}; shorten the prompt or raise engine.nCtx"
             )
-        deadline = called + request.time_budget_s if request.time_budget_s is not None else math.inf
         greedy = request.temperature <= 0
         lookup_on = self._settings.prompt_lookup if request.prompt_lookup is None else request.prompt_lookup
         out = _Output(request, self._piece, self._is_eog, called)
 
         reused = self._reuse_prefix(prompt, need_logits=True)
-        reason = self._evaluate(prompt, flag, deadline, self._capacity, False, True)
+        # The prompt has no time budget (a request stuck behind a long one is cancelled by the next keystroke
+        # instead); its chunks are kept to about a second so that cancelling takes effect soon.
+        reason = self._evaluate(prompt, flag, math.inf, self._request_chunk, False, True)
         prompt_done = time.perf_counter()
         drafted = accepted = 0
         first_token_at = prompt_done
+        deadline = prompt_done + request.time_budget_s if request.time_budget_s is not None else math.inf
         if reason is None:
             sampler = None if greedy else self._make_sampler(request)
             try:

@@ -479,7 +479,7 @@ class LatencyGuard:
                 return None
             if not meaningful:
                 if was_probe and index < self._index and n_tokens < 1:
-                    # Nothing delivered at all (the time budget ran out in the prompt): a failed probe.
+                    # Nothing delivered at all (cancelled while its prompt evaluated: too slow up there): a failed probe.
                     return self._after_probe(index, 0.0, now)
                 if was_probe and index == self._good_probe_rung:
                     # Too short to measure: the confirmation waits for the next probe instead of taking every

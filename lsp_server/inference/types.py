@@ -52,7 +52,8 @@ class GenerationRequest:
     """Generation ends before the first occurrence of any of these strings."""
 
     time_budget_s: float | None = None
-    """Stop after this many seconds of generation (prompt evaluation included)."""
+    """Stop generating this many seconds after the prompt is evaluated (the prompt itself has no budget: cancel
+    the request to stop it)."""
 
     prompt_lookup: bool | None = None
     """Prompt-lookup speculation; None means the engine's setting."""
