@@ -20,7 +20,8 @@ HERE = Path(__file__).resolve().parent.parent
 
 
 def cursor_points(text: str) -> list[types.Position]:
-    """Where a programmer would pause: end of the file, and after each `def ...:` and docstring line."""
+    """Where a programmer would pause: the end of the file, and after each `return ` (the rest of that line is
+    taken out first, as if it were being written: the server never repeats what follows the cursor)."""
     lines = text.split("\n")
     points = [types.Position(line=len(lines) - 1, character=len(lines[-1]))]
     for number, line in enumerate(lines[:-1]):
@@ -64,7 +65,27 @@ async def run(path: Path, model: str | None) -> int:
         )
     )
     print(f"Gearshift demo: {path.name}, {len(text.splitlines())} lines")
+    version = 1
+
+    def change(position: types.Position, end: int, new_text: str) -> None:
+        nonlocal version
+        version += 1
+        client.text_document_did_change(
+            types.DidChangeTextDocumentParams(
+                text_document=types.VersionedTextDocumentIdentifier(uri=uri, version=version),
+                content_changes=[
+                    types.TextDocumentContentChangePartial(
+                        range=types.Range(start=position, end=types.Position(line=position.line, character=end)),
+                        text=new_text,
+                    )
+                ],
+            )
+        )
+
     for position in cursor_points(text):
+        rest = text.split("\n")[position.line][position.character :]
+        if rest:
+            change(position, position.character + len(rest), "")  # the line is being written
         started = time.perf_counter()
         result = await client.text_document_inline_completion_async(
             types.InlineCompletionParams(
@@ -87,6 +108,26 @@ async def run(path: Path, model: str | None) -> int:
             f"tok/s={status.get('tokensPerSecond')} confidence={status.get('confidence')} "
             f"cache={'hit' if status.get('cacheHit') else 'miss'} total={elapsed_ms:.0f} ms"
         )
+        if items and status.get("stopReason") == "first_answer":
+            # Shown early; the rest is still being generated and lands in the typed-ahead cache.
+            seen = len(statuses)
+            for _ in range(600):
+                if any(s.get("background") for s in statuses[seen - 1 :]):
+                    break
+                await asyncio.sleep(0.05)
+            again = await client.text_document_inline_completion_async(
+                types.InlineCompletionParams(
+                    text_document=types.TextDocumentIdentifier(uri=uri),
+                    position=position,
+                    context=types.InlineCompletionContext(trigger_kind=types.InlineCompletionTriggerKind.Invoked),
+                )
+            )
+            if again and again.items:
+                print("   then, asked again once generated (from the cache):")
+                print("   " + again.items[0].insert_text.replace("\n", "\n   "))
+        if rest:
+            print(f"   (the file had: {rest.strip()[:60]})")
+            change(position, position.character, rest)  # back as it was
     await client.shutdown_async(None)
     client.exit(None)
     await client.stop()
