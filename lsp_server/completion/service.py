@@ -76,6 +76,7 @@ class _Job:
     """One request's cursor and prompt facts, for post-processing its generation (now or in the background)."""
 
     uri: str
+    version: int | None
     prefix: str
     suffix: str
     ctx: CompletionContext
@@ -149,7 +150,7 @@ class CompletionService:
             prompt_lookup=rung.prompt_lookup,
             should_stop=make_stop_checker(ctx, settings.max_lines),
         )
-        job = _Job(doc.uri, prefix, suffix, ctx, rung, started)
+        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started)
         if cancel is None:
             cancel = CancelToken()
         early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
@@ -189,6 +190,8 @@ class CompletionService:
             return
         outcome = self._finish(job, work.result())
         outcome.background = True
+        # Which document and version it was for: an editor still there can ask again and get it from the cache.
+        outcome.extras.update(uri=job.uri, version=job.version)
         if self.on_background_outcome is not None:
             self.on_background_outcome(outcome)
 

@@ -76,6 +76,7 @@ def register(server) -> None:
             status["hidden"] = outcome.hidden_reason
         if outcome.background:
             status["background"] = True
+        status.update(outcome.extras)
         ls.send_status(status)
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())

@@ -22,7 +22,7 @@ def early(text: str) -> str | None:
     doc = DocumentSnapshot("file:///a.py", 1, BEFORE + AFTER, len(BEFORE), "python", "/a.py")
     rung = service.guard.current
     ctx = service._context(doc, engine, rung)
-    job = _Job(doc.uri, BEFORE, AFTER, ctx, rung, time.perf_counter())
+    job = _Job(doc.uri, doc.version, BEFORE, AFTER, ctx, rung, time.perf_counter())
     answer = FirstAnswer(text=text, token_logprobs=[-0.05] * 6, time_to_first_token_s=0.05, decode_tokens_per_s=20.0)
     outcome = service._shown_early(job, answer)
     if outcome.suggestion is not None:

@@ -23,7 +23,7 @@ import {
   WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
 import type { GearshiftConnection } from "./connection";
-import { anchorAtCursor } from "./inlineCompletion";
+import { anchorAtCursor, askAgainWhenFinished } from "./inlineCompletion";
 import type { StatusParams } from "./protocol";
 import { STATUS_NOTIFICATION, ServerCommand, progressTitle } from "./protocol";
 import { describeCommand, resolveServerCommand, type ServerCommand as ResolvedCommand } from "./serverCommand";
@@ -190,7 +190,10 @@ export class ServerManager {
       },
     };
     const client = new LanguageClient(CLIENT_ID, "Gearshift", serverOptions, clientOptions);
-    client.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => statusBar.update(params));
+    client.onNotification(STATUS_NOTIFICATION, (params: StatusParams) => {
+      statusBar.update(params);
+      askAgainWhenFinished(params);
+    });
     client.onDidChangeState((e) => {
       if (e.newState === State.Stopped && this.client === client) {
         statusBar.failed("The server stopped. Run “Gearshift: Restart Server”, or see the Gearshift output.");

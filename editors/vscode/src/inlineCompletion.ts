@@ -9,7 +9,10 @@
  */
 
 import type { InlineCompletionItem, InlineCompletionList, Position } from "vscode";
+import type { StatusParams } from "./protocol";
 import * as api from "./vscodeapi";
+
+export const TRIGGER_INLINE_SUGGEST = "editor.action.inlineSuggest.trigger";
 
 type Result = InlineCompletionItem[] | InlineCompletionList | null | undefined;
 
@@ -22,4 +25,20 @@ export function anchorAtCursor<R extends Result>(result: R, position: Position):
     item.range ??= api.emptyRange(position);
   }
   return result;
+}
+
+/**
+ * A suggestion the server showed early (`completion.firstAnswerMs`) stays as it was until VS Code asks again.
+ * When the server says the rest is ready for the document and version in the active editor, ask again: the
+ * answer comes from the server's typed-ahead cache.
+ */
+export function askAgainWhenFinished(status: StatusParams): void {
+  if (!status.background || !status.uri) {
+    return;
+  }
+  const document = api.activeTextEditor()?.document;
+  if (document?.uri.toString() !== status.uri || document.version !== status.version) {
+    return;
+  }
+  void api.executeCommand(TRIGGER_INLINE_SUGGEST);
 }

@@ -76,6 +76,12 @@ export interface StatusParams {
   confidence?: number | null;
   reason?: string | null;
   message?: string | null;
+  /** "first_answer": the suggestion was shown early and its generation goes on. */
+  stopReason?: string | null;
+  /** The rest of a suggestion shown early is now in the server's typed-ahead cache (for `uri` at `version`). */
+  background?: boolean;
+  uri?: string;
+  version?: number | null;
 }
 
 /** Result of `gearshift.status`: the last status plus guard, loaded models and cloud meter. */

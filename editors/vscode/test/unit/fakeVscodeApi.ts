@@ -22,7 +22,7 @@ export const contentProviders = new Map<string, (uri: { path: string }) => strin
 export const registeredCommands = new Map<string, (...args: unknown[]) => unknown>();
 
 export interface FakeEditor {
-  document: { uri: { toString(): string }; lineAt(line: number): { text: string } };
+  document: { uri: { toString(): string }; version?: number; lineAt(line: number): { text: string } };
   selection: { start: { line: number; character: number }; end: { line: number; character: number } };
 }
 

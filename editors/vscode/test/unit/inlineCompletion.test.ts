@@ -1,5 +1,6 @@
-import { describe, expect, it, vi } from "vitest";
-import { anchorAtCursor } from "../../src/inlineCompletion";
+import { beforeEach, describe, expect, it, vi } from "vitest";
+import { TRIGGER_INLINE_SUGGEST, anchorAtCursor, askAgainWhenFinished } from "../../src/inlineCompletion";
+import * as api from "./fakeVscodeApi";
 
 vi.mock("../../src/vscodeapi", () => import("./fakeVscodeApi"));
 
@@ -21,5 +22,29 @@ describe("anchorAtCursor", () => {
 
   it("passes empty results through", () => {
     expect(anchorAtCursor(null, position)).toBeNull();
+  });
+});
+
+describe("askAgainWhenFinished", () => {
+  const uri = "file:///work/inventory.py";
+  beforeEach(() => {
+    api.executeCommand.mockClear();
+    const editor = api.fakeEditor(uri, ["def f():", "    return "], [1, 11]);
+    editor.document.version = 7;
+    api.activeTextEditor.mockReturnValue(editor);
+  });
+
+  it("asks VS Code again when the rest of an early suggestion is ready for this document and version", () => {
+    askAgainWhenFinished({ state: "ready", background: true, uri, version: 7 });
+    expect(api.executeCommand).toHaveBeenCalledWith(TRIGGER_INLINE_SUGGEST);
+  });
+
+  it.each([
+    ["the document moved on", { background: true, uri, version: 8 }],
+    ["another document", { background: true, uri: "file:///work/other.py", version: 7 }],
+    ["an ordinary status", { uri, version: 7 }],
+  ])("leaves it alone for %s", (_why, status) => {
+    askAgainWhenFinished({ state: "ready", ...status });
+    expect(api.executeCommand).not.toHaveBeenCalled();
   });
 });
