@@ -195,6 +195,7 @@ async def test_first_answer_is_shown_early_and_the_rest_is_served_from_the_cache
         await asyncio.sleep(0.05)
     finished = next(s for s in statuses(client)[seen:] if s.get("background"))
     assert finished["generatedTokens"] >= early_status["generatedTokens"]
+    assert (finished["uri"], finished["version"]) == (uri, 1)  # so the editor can ask again if it is still there
 
     insert(client, uri, 2, line, col, early)  # accept what was shown
     rest = await client.text_document_inline_completion_async(inline_params(uri, line, col + len(early)))
