@@ -188,7 +188,11 @@ class CompletionService:
             del self._background[job.uri]
         if work.cancelled() or work.exception() is not None:
             return
-        outcome = self._finish(job, work.result())
+        try:
+            outcome = self._finish(job, work.result())
+        except Exception:  # a done-callback: nobody else would see it
+            log.exception("finishing a suggestion in the background failed")
+            return
         outcome.background = True
         # Which document and version it was for: an editor still there can ask again and get it from the cache.
         outcome.extras.update(uri=job.uri, version=job.version)

@@ -13,6 +13,7 @@ import os
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 WINDOW_S = 2.0
@@ -20,6 +21,7 @@ WINDOW_S = 2.0
 leaving within a few seconds."""
 
 _SAMPLE_EVERY_S = 0.25
+"""Readings closer together than this are not kept (the guard asks on every request)."""
 
 
 def _read_proc_stat(path: Path) -> tuple[float, float] | None:
@@ -49,14 +51,19 @@ class CpuMonitor:
         self,
         stat_path: Path = Path("/proc/stat"),
         n_cpus: int | None = None,
-        clock=time.monotonic,
-        own_cpu_s=None,
+        clock: Callable[[], float] = time.monotonic,
+        own_cpu_s: Callable[[], float] | None = None,
+        our_cpus: int | None = None,
     ) -> None:
+        """``n_cpus``: cores the machine has (default ``os.cpu_count()``); ``our_cpus``: cores this process may
+        run on (default its CPU affinity); ``own_cpu_s``: this process's CPU seconds so far (default ``os.times``).
+        """
         self._stat_path = stat_path
         self._machine_cpus = float(n_cpus or os.cpu_count() or 1)
         """Cores ``/proc/stat`` counts (the whole machine)."""
-        ours = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else None
-        self._our_cpus = float(min(ours or self._machine_cpus, self._machine_cpus))
+        if our_cpus is None and hasattr(os, "sched_getaffinity"):
+            our_cpus = len(os.sched_getaffinity(0))
+        self._our_cpus = float(min(our_cpus or self._machine_cpus, self._machine_cpus))
         """Cores this process may run on."""
         self._clock = clock
         self._own_cpu_s = own_cpu_s or (lambda: sum(os.times()[:2]))

@@ -36,7 +36,9 @@ class Machine:
 
 
 def monitor_of(machine: Machine) -> CpuMonitor:
-    return CpuMonitor(machine.path, n_cpus=2, clock=lambda: machine.now, own_cpu_s=lambda: machine.own_cpu_s)
+    return CpuMonitor(
+        machine.path, n_cpus=2, clock=lambda: machine.now, own_cpu_s=lambda: machine.own_cpu_s, our_cpus=2
+    )
 
 
 @pytest.mark.parametrize(
