@@ -186,7 +186,10 @@ class CompletionService:
     def _finish_in_background(self, work: asyncio.Future, job: _Job, cancel: CancelToken) -> None:
         if self._background.get(job.uri) is cancel:
             del self._background[job.uri]
-        if work.cancelled() or work.exception() is not None:
+        if work.cancelled():
+            return
+        if (error := work.exception()) is not None:
+            log.warning("the rest of an early suggestion failed: %s", error)
             return
         try:
             outcome = self._finish(job, work.result())
