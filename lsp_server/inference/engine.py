@@ -86,7 +86,8 @@ _SPEED_PROBE_TOKENS = 64
 a batch of 64 already costs per token what a batch of 512 does)."""
 _CHUNK_S = 1.0
 _MIN_CHUNK = 64
-"""Smallest request chunk: from 64 tokens on llama.cpp's CPU kernels compute what one big prompt batch computes."""
+"""Smallest request chunk: a batch of 64 costs per token about what one of 512 does on a CPU, and smaller ones
+more.  (llama.cpp rounds slightly differently with the batch size, so the chunking can move a greedy answer.)"""
 _PREWARM_CHUNK = 127
 """Most tokens per decode call while prewarming: small, so a generation waiting behind it starts soon.
 
