@@ -335,6 +335,10 @@ class CompletionContext:
     prefix_start: int
     """Document offset where ``prefix`` starts."""
 
+    window_end: int
+    """Document offset the prefix window was counted back from (the FIM split point, ``MiddleSplitter.point``):
+    the text from here to the cursor is the typed middle."""
+
     suffix_end: int
     """Document offset where ``suffix`` ends."""
 
@@ -505,6 +509,7 @@ def build_context(
         prefix=text[prefix_start:offset],
         suffix=text[offset:suffix_end],
         prefix_start=prefix_start,
+        window_end=window_end,
         suffix_end=suffix_end,
         line_before=line_before,
         line_after=line_after,

@@ -24,7 +24,7 @@ from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
-from lsp_server.completion.split import MiddleSplitter
+from lsp_server.completion.split import MiddleSplitter, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
@@ -335,7 +335,8 @@ class CompletionService:
         )
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:
-        prefix, middle = self.splitter.split(doc.uri, ctx, self.settings.completion.middle_chars)
+        """The FIM prompt for ``ctx`` (built by ``_context``, whose window ends at the split point)."""
+        prefix, middle = split_middle(ctx)
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
         return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))

@@ -7,9 +7,10 @@ text typed since a *split point* therefore goes after the middle marker
 instead (``FimTemplate.build(middle=...)``): the prompt then only grows at its
 end, and each keystroke evaluates the one or two new tokens.
 
-The split point is the end of a line's indentation, remembered per document.
-It is kept while it is still inside the prompt window, before the cursor and
-at most ``middle_chars`` characters back; otherwise it moves to the end of the
+The split point is the end of a line's indentation, remembered per document;
+the prompt window is counted back from it (``build_context(window_end=...)``),
+so the window's start stays put too.  It is kept while it is still before the
+cursor and at most ``middle_chars`` characters back; otherwise it moves to the end of the
 cursor line's indentation (one full re-evaluation, as every keystroke used to
 cost).  The indentation stays in the prefix: a middle that starts with bare
 whitespace makes Qwen2.5-Coder end the middle at once far more often (editors
@@ -38,32 +39,24 @@ class MiddleSplitter:
         if middle_chars <= 0:
             return offset
         point = self._points.get(uri)
-        if point is None or not self._usable(text, 0, point, offset, middle_chars):
+        if point is None or not self._usable(text, point, offset, middle_chars):
             line = text.rfind("\n", 0, offset) + 1
             before = text[line:offset]
             point = line + len(before) - len(before.lstrip(" \t"))
         self._points[uri] = point
         return point
 
-    def split(self, uri: str, ctx: CompletionContext, middle_chars: int) -> tuple[str, str]:
-        """``(prefix, middle)`` with ``prefix + middle == ctx.prefix``; middle is empty when ``middle_chars`` is 0."""
-        prefix, start = ctx.prefix, ctx.prefix_start
-        if middle_chars <= 0:
-            return prefix, ""
-        point = self._points.get(uri)
-        if point is None or not self._usable(prefix, start, point, ctx.offset, middle_chars):
-            line = prefix.rfind("\n") + 1
-            point = start + line + len(prefix[line:]) - len(prefix[line:].lstrip(" \t"))
-        self._points[uri] = point
-        cut = point - start
-        return prefix[:cut], prefix[cut:]
-
     @staticmethod
-    def _usable(text: str, start: int, point: int, offset: int, middle_chars: int) -> bool:
-        """Whether ``point`` still splits ``text`` (the document from ``start`` on, up to the cursor at least)."""
-        if not start <= point <= offset or offset - point > middle_chars:
+    def _usable(text: str, point: int, offset: int, middle_chars: int) -> bool:
+        """Whether ``point`` still splits ``text`` for the cursor at ``offset``."""
+        if not 0 <= point <= offset or offset - point > middle_chars:
             return False
-        cut = point - start
-        line = text.rfind("\n", 0, cut) + 1
+        line = text.rfind("\n", 0, point) + 1
         # Still the end of a line's indentation (the text before it may have been edited since).
-        return not text[line:cut].strip(" \t") and (point == offset or text[cut] not in " \t")
+        return not text[line:point].strip(" \t") and (point == offset or text[point] not in " \t")
+
+
+def split_middle(ctx: CompletionContext) -> tuple[str, str]:
+    """``(prefix, middle)`` of ``ctx.prefix``, split where its window was counted back from (``ctx.window_end``)."""
+    cut = ctx.window_end - ctx.prefix_start
+    return ctx.prefix[:cut], ctx.prefix[cut:]

@@ -329,7 +329,7 @@ class _Output:
                     return "stop"
             self.text = text
             if self._should_stop is not None:
-                visible = text[: len(text) - self._held_back(text)] if self._stops else text
+                visible = self._visible(text)
                 cut_at = self._should_stop(visible)
                 if cut_at is not None:
                     self.text = text[: max(0, min(cut_at, len(visible)))]
@@ -346,8 +346,7 @@ class _Output:
         """Hand what was generated so far to ``on_first_answer`` (once): the caller shows it while we go on."""
         self._first_answer_at = math.inf
         now = time.perf_counter()
-        text = self.text
-        visible = text[: len(text) - self._held_back(text)] if self._stops else text
+        visible = self._visible(self.text)
         n = len(self.tokens)
         answer = FirstAnswer(
             text=visible,
@@ -359,6 +358,10 @@ class _Output:
             self._on_first_answer(answer)  # type: ignore[misc]
         except Exception:  # the caller's bug must not end the generation
             log.exception("on_first_answer failed")
+
+    def _visible(self, text: str) -> str:
+        """``text`` without an end that could still become a stop string."""
+        return text[: len(text) - self._held_back(text)] if self._stops else text
 
     def _held_back(self, text: str) -> int:
         """Length of the end of ``text`` that could be the start of a stop string (not shown yet)."""

@@ -8,17 +8,25 @@ import pytest
 
 from lsp_server.completion.context import build_context
 from lsp_server.completion.fim import TEMPLATES
-from lsp_server.completion.split import MiddleSplitter
+from lsp_server.completion.split import MiddleSplitter, split_middle
 
 HEAD = "import os\n\n\ndef walk(root):\n"
 TAIL = "\n\n\ndef other():\n    return 1\n"
 
 
-def context(text: str, offset: int):
+def context(text: str, offset: int, window_end: int | None = None, prefix_tokens: int = 512, suffix_tokens: int = 64):
     return build_context(
-        text, offset, "python", count_tokens=lambda s: len(s) // 3 + 1, prefix_tokens=512, suffix_tokens=64,
-        max_lines=8, path=None,
+        text, offset, "python", count_tokens=lambda s: len(s) // 3 + 1, prefix_tokens=prefix_tokens,
+        suffix_tokens=suffix_tokens, max_lines=8, path=None, window_end=window_end,
     )
+
+
+def split(splitter: MiddleSplitter, text: str, offset: int, middle_chars: int, **window):
+    """As the service does it: the window counted back from the split point, then split there."""
+    ctx = context(text, offset, splitter.point("file:///a.py", text, offset, middle_chars), **window)
+    prefix, middle = split_middle(ctx)
+    assert prefix + middle == ctx.prefix
+    return ctx, prefix, middle
 
 
 def keystrokes(body: str) -> list[int]:
@@ -38,9 +46,7 @@ def prompt_while_typing(body: str, middle_chars: int = 1024) -> list[str]:
     prompts = []
     for typed in keystrokes(body):
         text = HEAD + body[:typed] + TAIL
-        ctx = context(text, len(HEAD) + typed)
-        prefix, middle = splitter.split("file:///a.py", ctx, middle_chars)
-        assert prefix + middle == ctx.prefix
+        ctx, prefix, middle = split(splitter, text, len(HEAD) + typed, middle_chars)
         prompts.append(TEMPLATES["qwen"].build(prefix, ctx.suffix, middle=middle))
     return prompts
 
@@ -63,12 +69,11 @@ def test_a_window_shorter_than_the_file_stays_put_while_typing(anchored):
     for typed in keystrokes(body):
         text = LONG_HEAD + body[:typed] + TAIL
         offset = len(LONG_HEAD) + typed
-        point = splitter.point("file:///a.py", text, offset, 1024) if anchored else None
-        ctx = build_context(
-            text, offset, "python", count_tokens=lambda s: len(s) // 3 + 1, prefix_tokens=96, suffix_tokens=16,
-            max_lines=8, path=None, window_end=point,
-        )
-        prefix, middle = splitter.split("file:///a.py", ctx, 1024)
+        if anchored:
+            ctx, prefix, middle = split(splitter, text, offset, 1024, prefix_tokens=96, suffix_tokens=16)
+        else:
+            ctx = context(text, offset, prefix_tokens=96, suffix_tokens=16)
+            prefix, middle = split_middle(ctx)
         starts.append(ctx.prefix_start)
         prompts.append(TEMPLATES["qwen"].build(prefix, ctx.suffix, middle=middle))
     moves = sum(1 for a, b in pairwise(starts) if a != b)
@@ -91,8 +96,7 @@ def test_split_point_moves_to_the_cursor_line_when_the_middle_grows_too_long():
     middles = []
     for typed in range(1, len(body) + 1):
         text = HEAD + body[:typed] + TAIL
-        ctx = context(text, len(HEAD) + typed)
-        middles.append(splitter.split("file:///a.py", ctx, 100)[1])
+        middles.append(split(splitter, text, len(HEAD) + typed, 100)[2])
     assert max(len(m) for m in middles) <= 100
     code_starts = [i + 4 for i in [0] + [i + 1 for i, c in enumerate(body) if c == "\n"]]
     assert all(m == "" or any(body.startswith(m, i) for i in code_starts) for m in middles)  # after indentation
@@ -103,10 +107,8 @@ def test_split_point_moves_to_the_cursor_line_when_the_middle_grows_too_long():
 def test_cursor_moving_above_the_split_point_resets_it():
     splitter = MiddleSplitter()
     text = HEAD + "    a = 1\n    b = 2\n" + TAIL
-    late = context(text, len(HEAD) + 20)
-    splitter.split("file:///a.py", late, 1024)
-    early = context(text, len(HEAD) + 5)
-    prefix, middle = splitter.split("file:///a.py", early, 1024)
+    split(splitter, text, len(HEAD) + 20, 1024)
+    early, prefix, middle = split(splitter, text, len(HEAD) + 5, 1024)
     assert middle == "a"
     assert prefix == early.prefix[: -len("a")]
 
