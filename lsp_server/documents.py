@@ -1,13 +1,14 @@
 """Safe access to open documents: position checks, binary detection, language of a document.
 
 Every feature goes through here so that an unknown URI, a position past the
-end of a line, or a binary blob gets the same clear error everywhere.
+end of the document, or a binary blob gets the same clear error everywhere.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import PurePath
+from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
@@ -43,26 +44,38 @@ class DocumentSnapshot:
     path: str | None
 
 
+def find_open_document(workspace: Workspace, uri: str) -> TextDocument | None:
+    """The open document at ``uri``, or None; never reads an unopened file from disk behind the editor's back.
+
+    pygls files open documents under the percent-decoded URI (``my%20file.py`` and ``c%3A`` are stored as
+    ``my file.py`` and ``c:``), so the lookup decodes the same way ``Workspace.get_text_document`` does.
+    """
+    return workspace.text_documents.get(unquote(uri))
+
+
 def open_document(workspace: Workspace, uri: str) -> TextDocument:
-    """The open document at ``uri``; never reads an unopened file from disk behind the editor's back."""
-    document = workspace.text_documents.get(uri)
+    """The open document at ``uri``, or DocumentError when the editor has not opened it."""
+    document = find_open_document(workspace, uri)
     if document is None:
         raise DocumentError(f"Document not open: {uri}")
     return document
 
 
 def offset_at(document: TextDocument, position: types.Position) -> int:
-    """Code-point offset of a client position, or DocumentError when it lies outside the document."""
+    """Code-point offset of a client position, or DocumentError when its line lies past the end of the document.
+
+    A character past the end of its line is clamped to the line length, as the LSP specification says
+    (Position: "If the character value is greater than the line length it defaults back to the line length").
+    """
     lines = document.lines
-    if position.line > len(lines) or (position.line == len(lines) and position.character > 0):
+    if position.line > len(lines):
         raise DocumentError(f"Line {position.line} is beyond the end of the document ({len(lines)} lines)")
-    if position.line < len(lines):
-        line = lines[position.line].rstrip("\r\n")
-        units = document._position_codec.client_num_units(line)
-        if position.character > units:
-            raise DocumentError(
-                f"Character {position.character} is beyond the end of line {position.line} ({units} characters)"
-            )
+    if position.line == len(lines):
+        return len(document.source)  # the empty line after a final line end: its only position is the end
+    line = lines[position.line].rstrip("\r\n")
+    units = document.position_codec.client_num_units(line)
+    if position.character > units:
+        position = types.Position(line=position.line, character=units)
     return document.offset_at_position(position)
 
 

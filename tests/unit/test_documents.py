@@ -28,13 +28,57 @@ def test_utf16_position_maps_to_code_points(workspace):
 @pytest.mark.parametrize(
     "line, character, message",
     [
-        pytest.param(0, 99, "beyond the end of line 0", id="past-line-end"),
         pytest.param(7, 0, "beyond the end of the document", id="past-document-end"),
     ],
 )
 def test_out_of_range_positions_are_clear_errors(workspace, line, character, message):
     with pytest.raises(DocumentError, match=message):
         snapshot(workspace, "file:///a.py", types.Position(line=line, character=character))
+
+
+@pytest.mark.parametrize(
+    "line, character, offset",
+    [
+        pytest.param(0, 99, len("x = '😀'"), id="past-first-line-end"),
+        pytest.param(1, 6, len("x = '😀'\ny = 2"), id="one-past-last-line-end"),
+        pytest.param(2, 5, len("x = '😀'\ny = 2\n"), id="past-end-of-final-empty-line"),
+    ],
+)
+def test_character_past_line_end_is_clamped_to_the_line_length(workspace, line, character, offset):
+    # LSP Position: "If the character value is greater than the line length it defaults back to the line length."
+    doc = snapshot(workspace, "file:///a.py", types.Position(line=line, character=character))
+    assert doc.offset == offset
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        pytest.param("file:///home/dev/my%20file.py", id="space"),
+        pytest.param("file:///home/dev/caf%C3%A9.py", id="non-ascii"),
+        pytest.param("file:///c%3A/Users/dev/app.py", id="vscode-windows-drive"),
+    ],
+)
+def test_percent_encoded_uris_find_the_open_document(uri):
+    # pygls stores documents under the decoded URI; requests carry the encoded one the editor opened.
+    ws = Workspace(None, position_encoding=types.PositionEncodingKind.Utf16)
+    ws.put_text_document(types.TextDocumentItem(uri=uri, language_id="python", version=1, text="ab\n"))
+    ws.update_text_document(
+        types.VersionedTextDocumentIdentifier(uri=uri, version=2),
+        types.TextDocumentContentChangePartial(
+            range=types.Range(start=types.Position(line=0, character=2), end=types.Position(line=0, character=2)),
+            text="c",
+        ),
+    )
+    doc = snapshot(ws, uri, types.Position(line=0, character=3))
+    assert (doc.text, doc.offset, doc.version) == ("abc\n", 3, 2)
+
+
+def test_unopened_file_on_disk_is_not_read(tmp_path):
+    path = tmp_path / "on disk.py"
+    path.write_text("secret = 1\n")
+    ws = Workspace(None)
+    with pytest.raises(DocumentError, match="not open"):
+        open_document(ws, path.as_uri())
 
 
 def test_end_of_document_is_a_valid_position(workspace):
