@@ -14,7 +14,7 @@ from lsprotocol import types
 from pygls.capabilities import get_capability
 
 from lsp_server.completion.service import CompletionOutcome
-from lsp_server.documents import DocumentSnapshot, snapshot
+from lsp_server.documents import DocumentSnapshot, find_open_document, snapshot
 from lsp_server.errors import GearshiftError
 from lsp_server.inference.types import CancelToken
 
@@ -53,7 +53,7 @@ def register(server) -> None:
         report(ls, outcome)
         if token.cancelled:
             return None
-        document = ls.workspace.text_documents.get(doc.uri)
+        document = find_open_document(ls.workspace, doc.uri)
         if document is not None and document.version != doc.version:
             return None  # the document moved on while we computed: the answer is stale
         return outcome
