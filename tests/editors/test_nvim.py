@@ -204,3 +204,31 @@ def test_statusline_and_command_arguments(fake: dict):
 def test_checkhealth(fake: dict):
     assert "gearshift:" in fake["health"]
     assert "OK client" in fake["health"] and "inlineCompletionProvider" in fake["health"]
+
+
+@pytest.mark.skipif(NVIM is None, reason=f"Neovim not installed ({INSTALL_HINT})")
+def test_setup_defaults_ghost_highlight_renderer_and_helptags(tmp_path):
+    """Defaults a new user gets: ghost text distinct in a 256-colour terminal (ctermfg, not only guifg),
+    the extmark renderer on every version, and `:help gearshift` working without a plugin manager."""
+    plugin = tmp_path / "nvim"
+    shutil.copytree(ROOT / "editors" / "nvim", plugin, ignore=shutil.ignore_patterns("tags"))
+    script = (
+        f"set rtp^={plugin}\n"
+        "lua require('gearshift').setup({cmd = {'true'}})\n"
+        "lua local hl = vim.api.nvim_get_hl(0, {name = 'GearshiftGhost', link = false});"
+        " io.stdout:write(vim.json.encode({ctermfg = hl.ctermfg, fg = hl.fg,"
+        " renderer = require('gearshift').renderer()}) .. '\\n')\n"
+        "help gearshift\n"
+        "lua io.stdout:write(vim.fn.expand('%:t') .. '\\n')\n"
+        "qa!\n"
+    )
+    (tmp_path / "init.vim").write_text(script)
+    run = subprocess.run(
+        [NVIM, "--headless", "--clean", "-S", str(tmp_path / "init.vim")],
+        capture_output=True, text=True, timeout=60, cwd=tmp_path,
+    )
+    facts_line, help_file = run.stdout.strip().splitlines()[-2:]
+    facts = json.loads(facts_line)
+    assert facts["ctermfg"] is not None and facts["fg"] is not None
+    assert facts["renderer"] == "extmark"
+    assert help_file == "gearshift.txt"

@@ -1,8 +1,8 @@
 --- Gearshift for Neovim: the LSP client config, ghost text, commands and a statusline component.
 ---
 --- Neovim 0.11+ (`vim.lsp.config` / `vim.lsp.enable`). Ghost text comes from Neovim's own
---- `vim.lsp.inline_completion` on 0.12+, or from Gearshift's extmark renderer (0.11, or when
---- `renderer = "extmark"` is forced). See `:help gearshift`.
+--- Gearshift's extmark renderer by default (0.11 and 0.12), or from Neovim's own
+--- `vim.lsp.inline_completion` on 0.12+ when `renderer = "builtin"` is asked for. See `:help gearshift`.
 
 local M = {}
 
@@ -19,7 +19,9 @@ M.defaults = {
   cmd = nil,
   --- Server settings (camelCase form of lsp_server/settings.py), sent as init_options and settings.
   settings = {},
-  --- "auto" (builtin on 0.12+, extmark on 0.11), "builtin" or "extmark".
+  --- "auto" or "extmark": Gearshift's extmark renderer, on every Neovim. "builtin": Neovim 0.12's
+  --- vim.lsp.inline_completion, which redraws an old item at a new cursor and accepts it until the next
+  --- reply (typing through ghost text then Tab duplicated text), so it is opt-in.
   renderer = 'auto',
   --- Debounce for the extmark renderer, in milliseconds.
   debounce_ms = 150,
@@ -65,10 +67,10 @@ end
 function M.renderer()
   local wanted = M.config.renderer
   local has_builtin = vim.lsp.inline_completion ~= nil and vim.lsp.inline_completion.enable ~= nil
-  if wanted == 'extmark' or not has_builtin then
-    return 'extmark'
+  if wanted == 'builtin' and has_builtin then
+    return 'builtin'
   end
-  return 'builtin'
+  return 'extmark'
 end
 
 --- Handler for the server's `gearshift/status` notification.
@@ -155,6 +157,24 @@ local function on_attach(client, bufnr)
   set_keymaps(bufnr)
 end
 
+--- Ghost text must not look like code in any terminal: a grey italic with both GUI and
+--- cterm colours (linking to Comment gave guifg only under some colour schemes, so a
+--- 256-colour terminal drew the ghost in the syntax colour of the word before it).
+--- `default = true`: a user's own GearshiftGhost wins.
+function M.define_highlights()
+  vim.api.nvim_set_hl(0, 'GearshiftGhost', {
+    fg = '#808080', ctermfg = 244, italic = true, cterm = { italic = true }, default = true,
+  })
+end
+
+--- `:help gearshift` without a plugin manager: generate doc/tags when it is missing (E149 otherwise).
+function M.ensure_helptags()
+  local doc = vim.fs.joinpath(vim.fs.dirname(vim.fs.dirname(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)))), 'doc')
+  if vim.fn.filereadable(vim.fs.joinpath(doc, 'tags')) == 0 and vim.fn.filewritable(doc) == 2 then
+    pcall(vim.cmd.helptags, vim.fn.fnameescape(doc))
+  end
+end
+
 --- Configure and enable the `gearshift` LSP client.
 ---@param opts? table see |gearshift-setup|
 function M.setup(opts)
@@ -169,7 +189,12 @@ function M.setup(opts)
     warn('needs Neovim 0.11 or newer (vim.lsp.config)', vim.log.levels.ERROR)
     return
   end
-  vim.api.nvim_set_hl(0, 'GearshiftGhost', { link = 'Comment', default = true })
+  M.define_highlights()
+  M.ensure_helptags()
+  vim.api.nvim_create_autocmd('ColorScheme', {
+    group = vim.api.nvim_create_augroup('gearshift_highlights', { clear = true }),
+    callback = M.define_highlights,
+  })
   local settings = M.config.settings or {}
   vim.lsp.config(M.name, {
     cmd = M.resolve_cmd(M.config.cmd),
