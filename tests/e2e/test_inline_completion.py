@@ -136,9 +136,8 @@ async def test_bad_input_keeps_the_server_answering(client: LanguageClient):
         await client.text_document_inline_completion_async(inline_params("file:///nowhere/never.py", 0, 0))
     uri = "file:///tmp/gearshift-e2e/bad.py"
     open_doc(client, uri, "x = 1\ny = 2\n")
-    # Beyond the end of a line, and beyond the end of the document.
-    with pytest.raises(JsonRpcException, match="beyond the end of line"):
-        await client.text_document_inline_completion_async(inline_params(uri, 0, 99))
+    # Beyond the end of a line is clamped to the line's end (LSP Position); beyond the document is an error.
+    await client.text_document_inline_completion_async(inline_params(uri, 0, 99))
     with pytest.raises(JsonRpcException, match="beyond the end of the document"):
         await client.text_document_inline_completion_async(inline_params(uri, 40, 0))
     # Binary content: no suggestion, no crash.
