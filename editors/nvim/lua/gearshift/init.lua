@@ -169,8 +169,9 @@ end
 
 --- `:help gearshift` without a plugin manager: generate doc/tags when it is missing (E149 otherwise).
 function M.ensure_helptags()
-  local doc = vim.fs.joinpath(vim.fs.dirname(vim.fs.dirname(vim.fs.dirname(debug.getinfo(1, 'S').source:sub(2)))), 'doc')
-  if vim.fn.filereadable(vim.fs.joinpath(doc, 'tags')) == 0 and vim.fn.filewritable(doc) == 2 then
+  local help = vim.api.nvim_get_runtime_file('doc/gearshift.txt', false)[1]
+  local doc = help and vim.fs.dirname(help)
+  if doc and vim.fn.filereadable(vim.fs.joinpath(doc, 'tags')) == 0 and vim.fn.filewritable(doc) == 2 then
     pcall(vim.cmd.helptags, vim.fn.fnameescape(doc))
   end
 end
