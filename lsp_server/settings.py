@@ -201,9 +201,18 @@ class CloudSettings(_Section):
         default_factory=lambda: [
             "**/.env", "**/.env.*", "**/*.pem", "**/*.key", "**/id_rsa*", "**/id_ed25519*",
             "**/*credentials*", "**/*secret*", "**/.netrc", "**/.npmrc", "**/.pypirc",
+            "**/*.p12", "**/*.pfx", "**/*.jks", "**/*.keystore", "**/.htpasswd",
+            "**/secrets/**", "**/.secrets/**", "**/credentials/**", "**/private/**", "**/keys/**",
+            "**/private_keys/**", "**/.ssh/**", "**/.aws/**", "**/.gnupg/**", "**/.kube/**",
+            "**/.docker/config.json",
         ]
     )
-    """Files matching these globs are never sent, whatever else says so."""
+    """Files matching these globs are never sent, whatever else says so.
+
+    Case-insensitive.  A glob that matches a folder covers every file in it, at any depth (as in
+    ``.gitignore``): ``**/*secret*`` keeps ``secrets/settings.py`` local, ``config/*`` and ``config/``
+    keep ``config/prod/db.yaml`` local.  Setting this replaces the defaults: copy the ones to keep.
+    """
 
     input_cost_per_mtok: float = Field(default=3.0, ge=0)
     """US dollars per million input tokens, for the session cost meter."""

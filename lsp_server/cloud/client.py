@@ -26,7 +26,7 @@ from urllib.parse import urlparse
 from lsp_server.cloud.audit import AuditLog, record_cloud_request
 from lsp_server.cloud.meter import CostMeter
 from lsp_server.cloud.redaction import Redaction, redact
-from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED, RouteDecision, TaskKind, first_matching_glob, route
+from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED, RouteDecision, TaskKind, never_send_match, route
 from lsp_server.errors import CloudError
 from lsp_server.settings import CloudSettings
 
@@ -386,9 +386,7 @@ class CloudService:
             refusal = "local_only is set"
         elif not settings.enabled:
             refusal = "cloud disabled (gearshift.cloud.enabled is false)"
-        elif file_name and (
-            glob := first_matching_glob(file_name, settings.never_send, case_sensitive=False)
-        ):
+        elif file_name and (glob := never_send_match(file_name, settings)):
             refusal = f"never_send matched {glob}"
         if refusal is not None:
             raise CloudError(f"not sent to the cloud: {refusal}")

@@ -110,7 +110,7 @@ def route(
     if not settings.enabled:
         return local(f"cloud disabled (gearshift.cloud.enabled is false); {kept}", True)
     if file_path is not None:
-        blocked_by = first_matching_glob(file_path, settings.never_send, case_sensitive=False)
+        blocked_by = never_send_match(file_path, settings)
         if blocked_by is not None:
             return local(f"never_send matched {blocked_by}; {kept}", True)
     if not cloud_available:
@@ -142,16 +142,28 @@ def _critical_reason(
 # -- globs ------------------------------------------------------------------------------------------
 
 
-def first_matching_glob(path: str, patterns: Iterable[str], *, case_sensitive: bool = True) -> str | None:
-    """The first of ``patterns`` that ``path`` matches, or None."""
+def never_send_match(path: str, settings: CloudSettings) -> str | None:
+    """The ``never_send`` glob that keeps ``path`` on the machine, or None.
+
+    Case-insensitive, and a glob that matches a folder covers every file in it
+    (``secrets``, ``**/.ssh``, ``config/*`` keep ``secrets/settings.py``,
+    ``.ssh/config`` and ``config/prod/db.yaml`` local), as in ``.gitignore``.
+    """
+    return first_matching_glob(path, settings.never_send, case_sensitive=False, folders=True)
+
+
+def first_matching_glob(
+    path: str, patterns: Iterable[str], *, case_sensitive: bool = True, folders: bool = False
+) -> str | None:
+    """The first of ``patterns`` that ``path`` matches, or None (``folders``: as in ``glob_match``)."""
     normalized = normalize_path(path)
     for pattern in patterns:
-        if _glob_regex(pattern, case_sensitive).fullmatch(normalized):
+        if _glob_regex(pattern, case_sensitive, folders).fullmatch(normalized):
             return pattern
     return None
 
 
-def glob_match(path: str, pattern: str, *, case_sensitive: bool = True) -> bool:
+def glob_match(path: str, pattern: str, *, case_sensitive: bool = True, folders: bool = False) -> bool:
     """Whether ``path`` matches ``pattern`` (VS Code / gitignore-style glob).
 
     ``*`` and ``?`` stay within one path segment, ``**`` spans any number of
@@ -159,9 +171,13 @@ def glob_match(path: str, pattern: str, *, case_sensitive: bool = True) -> bool:
     ``{a,b}`` alternatives.  A pattern starting with ``/`` is anchored to the
     absolute path; any other pattern may match at any directory boundary, so
     ``*.pem`` and ``src/secret/*`` match both relative and absolute paths.
-    A pattern matches files, not the directories above them: use ``dir/**``.
+    ``dir/**`` matches every file under ``dir``, at any depth, and so does a
+    pattern ending in ``/`` (``dir/``), which names a folder.  Otherwise a
+    pattern matches files, not the directories above them, unless ``folders``
+    is set: then a pattern that matches any folder on the path matches the
+    file too (``*secret*`` matches ``secrets/settings.py``).
     """
-    return _glob_regex(pattern, case_sensitive).fullmatch(normalize_path(path)) is not None
+    return _glob_regex(pattern, case_sensitive, folders).fullmatch(normalize_path(path)) is not None
 
 
 def normalize_path(path: str) -> str:
@@ -175,12 +191,19 @@ def normalize_path(path: str) -> str:
 
 
 @functools.lru_cache(maxsize=512)
-def _glob_regex(pattern: str, case_sensitive: bool) -> re.Pattern[str]:
+def _glob_regex(pattern: str, case_sensitive: bool, folders: bool = False) -> re.Pattern[str]:
     pattern = pattern.replace("\\", "/")
+    folder = pattern.endswith("/") and pattern.strip("/") != ""
+    if folder:
+        pattern = pattern.rstrip("/")
     if pattern.startswith("/") or re.match(r"^[A-Za-z]:/", pattern):
         body = _translate(pattern)
     else:
         body = "(?:.*/)?" + _translate(pattern)
+    if folder:
+        body += "/.+"  # "dir/" names a folder: every file under it, not a file called dir
+    elif folders:
+        body += "(?:/.+)?"  # the pattern may match any folder on the path
     return re.compile(body, 0 if case_sensitive else re.IGNORECASE)
 
 

@@ -312,6 +312,8 @@ GLOBS = [
     pytest.param("/w/a/b.py", "**/a?b.py", False, id="question-mark-not-slash"),
     pytest.param("/w/secret_project/main.py", "**/*secret*", False, id="matches-files-not-parent-dirs"),
     pytest.param("/w/secret_project/main.py", "**/*secret*/**", True, id="directory-glob"),
+    pytest.param("/w/src/payments/deep/charge.py", "src/payments/", True, id="trailing-slash-is-a-folder"),
+    pytest.param("/w/src/payments", "src/payments/", False, id="trailing-slash-is-not-a-file"),
     pytest.param("/w/a+b (1).py", "**/a+b (1).py", True, id="regex-metacharacters-are-literal"),
 ]
 
@@ -319,6 +321,14 @@ GLOBS = [
 @pytest.mark.parametrize(("path", "pattern", "matches"), GLOBS)
 def test_glob_match(path: str, pattern: str, matches: bool) -> None:
     assert glob_match(path, pattern) is matches
+
+
+def test_folder_matching_is_a_choice() -> None:
+    # critical_globs match files (a folder glob must say dir/**); never_send also covers folders on the path.
+    assert not glob_match("/w/secrets/settings.py", "**/*secret*")
+    assert glob_match("/w/secrets/settings.py", "**/*secret*", folders=True)
+    assert glob_match("/w/secrets/settings.py", "secrets", folders=True)
+    assert not glob_match("/w/secretsauce.py", "secrets", folders=True)
 
 
 def test_glob_case_sensitivity_is_a_choice() -> None:
@@ -355,3 +365,89 @@ def test_default_never_send_covers_common_secret_files() -> None:
         assert decide("review_security", file_path=path).destination == "local", path
     for path in ["/p/src/main.py", "/p/README.md", "/p/src/keyboard.py", "/p/environment.py"]:
         assert decide("review_security", file_path=path).destination == "cloud", path
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/home/dev/app/secrets/settings.py",
+        "secrets/settings.py",
+        "/home/dev/app/config/secrets/prod/db.py",
+        "/home/dev/app/.secrets/token.txt",
+        "/home/dev/app/credentials/service.py",
+        "/home/dev/app/Credentials/gcp/service.json",
+        "/home/dev/app/private/signing.py",
+        "/home/dev/app/keys/deploy.txt",
+        "/home/dev/app/private_keys/deploy",
+        "/home/dev/.ssh/config",
+        "/home/dev/.aws/config",
+        "/home/dev/.gnupg/gpg.conf",
+        "/home/dev/.kube/config",
+        "/home/dev/.docker/config.json",
+        "/home/dev/app/k8s/db-secrets/values.yaml",
+        "/home/dev/app/aws-credentials/main.tf",
+        "file:///home/dev/app/secrets/settings.py",
+        "C:\\Users\\dev\\app\\secrets\\settings.py",
+        "/home/dev/app/certs/client.p12",
+    ],
+)
+def test_default_never_send_covers_secret_folders(path: str) -> None:
+    decision = decide("review_security", file_path=path, explicit=True)
+    assert decision.destination == "local", decision
+    assert "never_send matched" in decision.reason
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/home/dev/app/src/keyboard/layout.py", "/home/dev/app/privacy/policy.py", "/home/dev/app/src/monkeys/a.py"],
+)
+def test_default_never_send_leaves_ordinary_folders_alone(path: str) -> None:
+    assert decide("review_security", file_path=path).destination == "cloud", path
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        pytest.param("config/**", "/home/dev/app/config/prod/db.yaml", id="doublestar-subfolder"),
+        pytest.param("config/**", "config/prod/eu/db.yaml", id="doublestar-relative-deep"),
+        pytest.param("config/*", "/home/dev/app/config/prod/db.yaml", id="star-matches-the-subfolder"),
+        pytest.param("config/", "/home/dev/app/config/prod/db.yaml", id="trailing-slash-names-a-folder"),
+        pytest.param("config", "/home/dev/app/config/db.yaml", id="bare-folder-name"),
+        pytest.param("**/vault", "/home/dev/app/ops/vault/policy.hcl", id="doublestar-folder"),
+        pytest.param("/home/dev/app/ops", "/home/dev/app/ops/deploy/run.sh", id="absolute-folder"),
+        pytest.param("Config/**", "/home/dev/app/config/db.yaml", id="case-insensitive"),
+    ],
+)
+def test_user_never_send_globs_cover_files_in_subfolders(pattern: str, path: str) -> None:
+    settings = CloudSettings(never_send=[pattern])
+    decision = decide("review_security", file_path=path, settings=settings, explicit=True)
+    assert decision.destination == "local"
+    assert decision.reason.startswith(f"never_send matched {pattern};")
+
+
+@pytest.mark.parametrize(
+    ("pattern", "path"),
+    [
+        pytest.param("config/**", "/home/dev/app/configs/db.yaml", id="segment-boundary"),
+        pytest.param("config/", "/home/dev/app/config", id="a-folder-glob-is-not-a-file"),
+        pytest.param("config", "/home/dev/app/myconfig/db.yaml", id="bare-name-is-a-whole-segment"),
+        pytest.param("/home/dev/app/ops", "/srv/home/dev/app/ops/run.sh", id="absolute-is-anchored"),
+    ],
+)
+def test_user_never_send_globs_do_not_overreach(pattern: str, path: str) -> None:
+    settings = CloudSettings(never_send=[pattern])
+    assert decide("review_security", file_path=path, settings=settings).destination == "cloud"
+
+
+async def test_ask_refuses_a_file_in_a_secret_folder_too() -> None:
+    from lsp_server.cloud.client import CloudService
+    from lsp_server.errors import CloudError
+
+    service = CloudService(CloudSettings(api_key="k", base_url="http://127.0.0.1:9"), env={})
+    decision = service.route("review_security", file_path="/w/app.py", text="x = 1")
+    assert decision.is_cloud
+    with pytest.raises(CloudError, match=r"not sent to the cloud: never_send matched \*\*/"):
+        await service.ask(
+            decision, task="review_security", system="s", prompt="x", file_name="/w/secrets/settings.py"
+        )
+    assert service.audit.records() == []
