@@ -4,6 +4,9 @@
 answers, cancellation, and every SDK failure turned into a one-line
 ``CloudError``.  Retries with backoff on 429, 5xx and timeouts are the SDK's
 own (``max_retries``, honouring ``retry-after``); we do not add another layer.
+A 200 response that is not an answer (an HTML page from a proxy, binary
+bytes, a broken or cut-off event stream) is a ``CloudError`` too, never the
+parser's exception and never a half answer passed off as a whole one.
 
 ``CloudService`` is what the server holds: it refuses anything the router did
 not send to the cloud, redacts the prompt, writes the audit line, streams the
@@ -142,18 +145,19 @@ class CloudClient:
         sdk = self._client()
         try:
             message = await sdk.messages.create(**self._request(system, prompt, max_tokens))
+            # The SDK hands back the body as a str when it is not JSON (a proxy's HTML page), and builds a
+            # Message without validating it, so a JSON body of another shape only fails when it is read.
+            if not isinstance(message, _sdk()[0].types.Message):
+                raise _BadResponse(_describe_body(message))
+            return CloudAnswer(
+                text="".join(block.text for block in message.content if block.type == "text"),
+                model=str(message.model),
+                input_tokens=int(message.usage.input_tokens),
+                output_tokens=int(message.usage.output_tokens),
+                stop_reason=message.stop_reason,
+            )
         except Exception as exc:
-            error = self._cloud_error(exc)
-            if error is None:
-                raise
-            raise error from exc
-        return CloudAnswer(
-            text="".join(block.text for block in message.content if block.type == "text"),
-            model=message.model,
-            input_tokens=message.usage.input_tokens,
-            output_tokens=message.usage.output_tokens,
-            stop_reason=message.stop_reason,
-        )
+            raise self._cloud_error(exc, stream=False) from exc
 
     async def stream(
         self,
@@ -176,24 +180,40 @@ class CloudClient:
 
         parts: list[str] = []
         seen = {"input_tokens": 0, "output_tokens": 0}
+        progress = _StreamProgress()
+
+        def deliver(text: str) -> None:
+            if on_text is None:
+                return
+            try:
+                on_text(text)
+            except Exception as exc:  # the caller's error, not the cloud's: re-raised as it is, below
+                raise _CallbackFailed(exc) from exc
 
         async def consume() -> CloudAnswer:
             async with sdk.messages.stream(**self._request(system, prompt, max_tokens)) as events:
+                progress.content_type = events.response.headers.get("content-type")
                 async for event in events:
                     if event.type == "text":
                         parts.append(event.text)
-                        if on_text is not None:
-                            on_text(event.text)
+                        deliver(event.text)
                     elif event.type == "message_start":
+                        progress.started = True
                         seen["input_tokens"] = event.message.usage.input_tokens or 0
                     elif event.type == "message_delta":
                         seen["output_tokens"] = event.usage.output_tokens or 0
+                    elif event.type == "message_stop":
+                        progress.stopped = True
+                if not progress.started:
+                    raise _BadResponse(_describe_content_type(progress.content_type, stream=True))
+                if not progress.stopped:  # the server closed the stream cleanly, but before the answer's end
+                    raise _CutOff()
                 message = await events.get_final_message()
             return CloudAnswer(
                 text="".join(parts),
-                model=message.model,
-                input_tokens=message.usage.input_tokens,
-                output_tokens=message.usage.output_tokens,
+                model=str(message.model),
+                input_tokens=int(message.usage.input_tokens),
+                output_tokens=int(message.usage.output_tokens),
                 stop_reason=message.stop_reason,
             )
 
@@ -220,21 +240,107 @@ class CloudClient:
             # Tokens generated before we hung up are billed; the count so far lags, so estimate from the text.
             output_tokens = max(seen["output_tokens"], math.ceil(len(text) / 4))
             return CloudAnswer(text, self.settings.model, seen["input_tokens"], output_tokens, "cancelled")
+        except _CallbackFailed as failed:
+            raise failed.error from None
         except Exception as exc:
-            error = self._cloud_error(exc)
-            if error is None:
-                raise
-            raise error from exc
+            raise self._cloud_error(exc, stream=True, progress=progress) from exc
 
-    def _cloud_error(self, exc: Exception) -> CloudError | None:
-        """A CloudError for SDK and HTTP failures; None for anything else (a bug, an error in on_text)."""
+    def _cloud_error(
+        self, exc: Exception, *, stream: bool, progress: _StreamProgress | None = None
+    ) -> CloudError:
+        """The CloudError for anything that went wrong between sending the request and reading the answer.
+
+        SDK and HTTP failures are mapped by ``cloud_error_for``; any other exception was raised while the
+        SDK parsed (or we read) a response that is not what the API sends, and says so.
+        """
         anthropic, http = _sdk()
-        if not isinstance(exc, (anthropic.AnthropicError, http.HTTPError)):
-            return None
         host = self._sdk.base_url.host if self._sdk is not None else None
-        error = cloud_error_for(exc, self.settings, host=host)
+        started = progress is not None and progress.started
+        connection_lost = isinstance(exc, (http.HTTPError, anthropic.APIConnectionError)) and not isinstance(
+            exc, (http.TimeoutException, anthropic.APITimeoutError)
+        )
+        if isinstance(exc, _CutOff) or (started and connection_lost):
+            error = CloudError(
+                f"The Anthropic API at {host or 'the cloud'} cut the answer off: the connection closed "
+                "before the end of the stream; try again"
+            )
+        elif isinstance(exc, _BadResponse):
+            error = _unreadable(host, exc.what)
+        elif isinstance(exc, anthropic.APIResponseValidationError):
+            error = _unreadable(host, "a message of an unexpected shape")
+        elif isinstance(exc, (anthropic.AnthropicError, http.HTTPError)):
+            error = cloud_error_for(exc, self.settings, host=host)
+        else:
+            content_type = progress.content_type if progress is not None else None
+            error = _unreadable(host, _describe_parse_failure(exc, content_type, stream=stream))
+            log.debug("the SDK failed to read the response", exc_info=exc)
         log.warning("cloud request failed: %s (%s)", error, type(exc).__name__)
         return error
+
+
+@dataclass
+class _StreamProgress:
+    """How far one streamed response got, for saying what went wrong with it."""
+
+    content_type: str | None = None
+    started: bool = False
+    """A ``message_start`` event arrived: the API really began an answer."""
+    stopped: bool = False
+    """The ``message_stop`` event arrived: the answer is whole."""
+
+
+class _CallbackFailed(Exception):
+    """``on_text`` raised ``error``: the caller's failure, passed through untouched."""
+
+    def __init__(self, error: Exception) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+class _BadResponse(Exception):
+    """A 200 response that holds no answer; ``what`` says what came instead, in words fit for the user."""
+
+    def __init__(self, what: str) -> None:
+        super().__init__(what)
+        self.what = what
+
+
+class _CutOff(Exception):
+    """The event stream ended without ``message_stop``."""
+
+
+def _unreadable(host: str | None, what: str) -> CloudError:
+    return CloudError(
+        f"The Anthropic API at {host or 'the cloud'} sent {what} instead of an answer; "
+        "check gearshift.cloud.baseUrl and any proxy in between"
+    )
+
+
+def _describe_content_type(content_type: str | None, *, stream: bool) -> str:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    expected = "text/event-stream" if stream else "application/json"
+    if media == "text/html":
+        return "an HTML page"
+    if media and media != expected:
+        return f"a response of type {media}"
+    return "an event stream with no message in it" if stream else "an empty response"
+
+
+def _describe_body(body: object) -> str:
+    if isinstance(body, str):
+        return "an HTML page" if body.lstrip()[:1] == "<" else "a response that is not JSON"
+    return "a message of an unexpected shape"
+
+
+def _describe_parse_failure(exc: Exception, content_type: str | None, *, stream: bool) -> str:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    if media and media not in ("text/event-stream", "application/json"):
+        return _describe_content_type(content_type, stream=stream)
+    if isinstance(exc, UnicodeDecodeError):
+        return "bytes that are not UTF-8 text"
+    if stream:
+        return "a broken event stream"
+    return "a malformed message"
 
 
 def _after_retries(settings: CloudSettings) -> str:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 import socket
 import time
 
@@ -31,6 +32,15 @@ from tests.support.fake_anthropic import (
     server_error,
     slow,
     unauthorized,
+)
+from tests.support.loopback_cloud import (
+    LoopbackCloud,
+    answer,
+    binary_bytes,
+    broken_stream,
+    html_page,
+    stream_closed_mid_answer,
+    stream_ended_early,
 )
 
 KEY = "test-key-not-a-secret"
@@ -225,6 +235,95 @@ async def test_error_event_mid_stream(fake_anthropic: FakeAnthropic) -> None:
         await client.stream("s", "p", on_text=pieces.append)
     await client.aclose()
     assert pieces == ["one "]
+
+
+# -- a 200 response that is not an answer -------------------------------------------------------------
+# Byte-level loopback server (tests/support/loopback_cloud.py): what a proxy, a captive portal or a broken
+# connection hands the SDK instead of the API's answer.  Each must be a CloudError that says what came
+# (so the caller answers locally, labelled with it), never the parser's exception, never a half answer.
+
+PARSER_EXCEPTIONS = re.compile(r"AssertionError|UnicodeDecodeError|JSONDecodeError|ValidationError|Error:")
+
+FAULTS = [
+    pytest.param(html_page, "stream", r"sent an HTML page instead of an answer", id="html-stream"),
+    pytest.param(html_page, "complete", r"sent an HTML page instead of an answer", id="html-complete"),
+    pytest.param(
+        lambda: binary_bytes(),
+        "stream",
+        r"sent a response of type application/octet-stream instead of an answer",
+        id="binary-stream",
+    ),
+    pytest.param(
+        lambda: binary_bytes(), "complete", r"sent a response that is not JSON instead", id="binary-complete"
+    ),
+    pytest.param(
+        lambda: binary_bytes("text/event-stream"),
+        "stream",
+        r"sent bytes that are not UTF-8 text instead of an answer",
+        id="binary-labelled-event-stream",
+    ),
+    pytest.param(broken_stream, "stream", r"sent a broken event stream instead of an answer", id="broken-sse"),
+    pytest.param(
+        stream_closed_mid_answer,
+        "stream",
+        r"cut the answer off: the connection closed before the end of the stream",
+        id="connection-closed-mid-stream",
+    ),
+    pytest.param(
+        stream_ended_early,
+        "stream",
+        r"cut the answer off: the connection closed before the end of the stream",
+        id="stream-ended-before-message-stop",
+    ),
+]
+
+
+@pytest.fixture(name="loopback")
+def loopback_fixture():
+    with LoopbackCloud() as cloud:
+        yield cloud
+
+
+@pytest.mark.parametrize(("fault", "mode", "message"), FAULTS)
+async def test_a_200_that_is_not_an_answer_is_a_clear_cloud_error(
+    loopback: LoopbackCloud, fault, mode: str, message: str
+) -> None:
+    loopback.script(fault())
+    client = CloudClient(CloudSettings(api_key=KEY, base_url=loopback.url, model=MODEL, max_retries=2))
+    with pytest.raises(CloudError, match=message) as raised:
+        await ask(client, mode)
+    await client.aclose()
+    assert "127.0.0.1" in str(raised.value)
+    assert not PARSER_EXCEPTIONS.search(str(raised.value)), str(raised.value)
+    assert len(loopback.bodies) == 1  # a 200 is not retried
+
+
+async def test_a_cut_off_stream_is_not_passed_off_as_a_whole_answer(loopback: LoopbackCloud) -> None:
+    loopback.script(stream_ended_early())
+    client = CloudClient(CloudSettings(api_key=KEY, base_url=loopback.url, model=MODEL))
+    pieces: list[str] = []
+    with pytest.raises(CloudError, match="cut the answer off"):
+        await client.stream("s", "p", on_text=pieces.append)
+    await client.aclose()
+    assert pieces == ["one ", "two "]  # what arrived was shown as progress, but is not the answer
+
+
+@pytest.mark.parametrize(
+    "fault", [html_page, binary_bytes, broken_stream, stream_closed_mid_answer], ids=lambda f: f.__name__
+)
+async def test_service_turns_bad_responses_into_cloud_errors_and_meters_nothing(
+    loopback: LoopbackCloud, fault
+) -> None:
+    loopback.script(fault(), answer("It adds one."))
+    service = CloudService(CloudSettings(api_key=KEY, base_url=loopback.url, model=MODEL))
+    decision = service.route("review_security", file_path="/w/app.py", text="x = 1")
+    with pytest.raises(CloudError):
+        await service.ask(decision, task="review_security", system="s", prompt="x = 1", file_name="/w/app.py")
+    assert service.meter.snapshot()["requests"] == 0
+    # The client is not left broken: the next request gets its answer.
+    answer_ = await service.ask(decision, task="review_security", system="s", prompt="x = 1", file_name="app.py")
+    await service.aclose()
+    assert answer_.text == "It adds one." and service.meter.snapshot()["requests"] == 1
 
 
 # -- cancellation -----------------------------------------------------------------------------------
