@@ -74,6 +74,8 @@ def run_script(script: str, tmp_path: Path, timeout_s: float, **env: str) -> dic
         # The server from this checkout's interpreter (the plugin's default would be .venv/bin/gearshift).
         "GEARSHIFT_SERVER_CMD": f"{sys.executable} -m lsp_server serve",
         "GEARSHIFT_E2E_MODEL": E2E_MODEL,
+        # stdpath('log') (:LspLog, the server's log file) inside the test's directory.
+        "XDG_STATE_HOME": str(tmp_path / "state"),
         **env,
     }
     environment.pop("NVIM", None)  # never attach to a parent Neovim
@@ -163,6 +165,13 @@ def test_explain_shows_an_answer(session: dict):
     assert session["windows"] == 2  # the source window and the answer split
 
 
+@pytest.mark.model
+def test_server_log_lines_are_not_errors_in_lsp_log(session: dict):
+    assert "/state/" in session["server_log_file"]  # stdpath("log") of the test's XDG_STATE_HOME
+    assert session["server_log_lines"] > 0  # the server logged, to its file
+    assert session["lsp_log_stderr_errors"] == [], session["lsp_log_stderr_errors"][:5]
+
+
 @pytest.fixture(scope="module")
 def fake(tmp_path_factory) -> dict:
     return run_script("fake_server.lua", tmp_path_factory.mktemp("fake"), 60)
@@ -217,7 +226,7 @@ def test_setup_defaults_ghost_highlight_renderer_and_helptags(tmp_path):
         "lua require('gearshift').setup({cmd = {'true'}})\n"
         "lua local hl = vim.api.nvim_get_hl(0, {name = 'GearshiftGhost', link = false});"
         " io.stdout:write(vim.json.encode({ctermfg = hl.ctermfg, fg = hl.fg,"
-        " renderer = require('gearshift').renderer()}) .. '\\n')\n"
+        " renderer = require('gearshift').renderer(), cmd = vim.lsp.config.gearshift.cmd}) .. '\\n')\n"
         "help gearshift\n"
         "lua io.stdout:write(vim.fn.expand('%:t') .. '\\n')\n"
         "qa!\n"
@@ -232,3 +241,84 @@ def test_setup_defaults_ghost_highlight_renderer_and_helptags(tmp_path):
     assert facts["ctermfg"] is not None and facts["fg"] is not None
     assert facts["renderer"] == "extmark"
     assert help_file == "gearshift.txt"
+    # The server's INFO lines go to a log file: on stderr, :LspLog records each one as [ERROR].
+    assert facts["cmd"][:1] == ["true"] and facts["cmd"][1] == "--log-file", facts["cmd"]
+    assert facts["cmd"][2].endswith("gearshift.log")
+
+
+@pytest.fixture(scope="module")
+def commands(tmp_path_factory) -> dict:
+    """Facts of commands.lua; a part that raised is recorded as `error:<part>` and named by a missing fact."""
+    return Facts(run_script("commands.lua", tmp_path_factory.mktemp("commands"), 90))
+
+
+class Facts(dict):
+    def __missing__(self, key: str):
+        errors = {k: v for k, v in self.items() if k.startswith("error:")}
+        raise AssertionError(f"no fact {key!r}; errors in the script's parts: {errors}")
+
+
+def test_statusline_speed_is_only_a_measured_one(commands: dict):
+    """No "0 tok/s" before a measurement or after an accept / a filtered suggestion; a cache hit keeps
+    the speed instead of replacing it with "(cached)"; a guard rung name is shortened."""
+    assert commands["statusline_ready"] == "⚡ qwen2.5-coder-0.5b"
+    assert commands["statusline_filtered_first"] == "⚡ qwen2.5-coder-0.5b"
+    assert commands["statusline_generated"] == "⚡ qwen2.5-coder-0.5b 21 tok/s"
+    assert commands["statusline_cache_hit"] == "⚡ qwen2.5-coder-0.5b 21 tok/s"
+    assert commands["statusline_accept"] == "⚡ qwen2.5-coder-0.5b 21 tok/s"
+    assert commands["statusline_low_rung"] == "⚡ smollm2-135m 1/8ctx 1t 45 tok/s"
+
+
+def test_status_command_is_a_short_summary(commands: dict):
+    lines = commands["status_lines"]
+    text = "\n".join(lines)
+    assert len(lines) <= 15, text
+    assert "vim.NIL" not in text and "{" not in text, text
+    assert lines[0] == "# Gearshift status"
+    assert any(line.startswith("Tier") and "qwen2.5-coder-0.5b (ready)" in line for line in lines), text
+    # Cache hits are counted apart from the speed of the last generated suggestion.
+    assert any(line.startswith("Speed") and "45 tok/s" in line for line in lines), text
+    assert any(line.startswith("Suggestions") and "2 generated" in line and "1 from the typed-ahead cache" in line
+               for line in lines), text
+    assert any(line.startswith("Guard") and "rung 1 of 2" in line for line in lines), text
+    assert ":GearshiftStatus!" in text
+    full = commands["status_full"]
+    assert "rungs" in full and "vim.NIL" not in full
+
+
+def test_explain_answer_one_title_word_wrap_and_no_progress_left(commands: dict):
+    assert "explaining" in commands["cmdline_while_explaining"]
+    assert "explaining" not in commands["cmdline_after_answer"], commands["cmdline_after_answer"]
+    assert "explaining" not in commands["messages_after_answer"]
+    lines = commands["explain_lines"]
+    assert sum("Explanation" in line for line in lines) == 1, lines
+    assert commands["answer_wrap"] and commands["answer_linebreak"]
+
+
+def test_escalate_after_refactor_sends_the_refactored_range_and_shows_a_message(commands: dict):
+    params = commands["escalate_params"]
+    (arg,) = params["arguments"]
+    assert arg["task"] == "refactor" and arg["instruction"] == "add type hints"
+    assert arg["uri"].endswith("/calc.py")
+    # The refactor replaced line 2 (index 1) by three lines: the range follows the new text.
+    buffer = commands["buffer_after_refactor"]
+    assert buffer[1:4] == ["def subtract(a: int, b: int) -> int:", '    """a minus b."""', "    return a - b"]
+    assert arg["range"] == {"start": {"line": 1, "character": 0}, "end": {"line": 3, "character": len(buffer[3])}}
+    assert "The model proposed no change." in commands["messages_after_escalate"]
+    assert "applied = false" not in commands["messages_after_escalate"]
+    assert commands["answer_window_after_escalate"] is False
+
+
+def test_escalate_without_a_cloud_key_says_so_and_sends_nothing_to_run(commands: dict):
+    assert commands["commands_without_key"] == ["gearshift.status"]
+    assert "not escalated: no cloud API key" in commands["messages_without_key"]
+
+
+def test_markdown_buffer_is_not_served_and_says_so(commands: dict):
+    assert commands["md_filetype"] == "markdown"
+    assert commands["md_requests"] == 0
+    assert commands["md_errors"] == ""
+    assert commands["md_statusline"] == "⚡ off"
+    assert "notes.md is not served" in commands["md_status"]
+    health = commands["md_health"]
+    assert "notes.md (markdown) is not served" in health, health

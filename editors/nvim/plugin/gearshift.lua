@@ -23,6 +23,6 @@ end, {
   complete = function() return { 'explain', 'refactor', 'review' } end,
 })
 
-vim.api.nvim_create_user_command('GearshiftStatus', function()
-  gearshift().status()
-end, { desc = 'Gearshift: server status (tier, guard, cloud meter)' })
+vim.api.nvim_create_user_command('GearshiftStatus', function(opts)
+  gearshift().status(opts)
+end, { bang = true, desc = 'Gearshift: status summary (tier, speed, guard, cloud); ! for the full report' })

@@ -30,7 +30,7 @@ local function fake_server(dispatchers)
           callback(nil, { items = { { insertText = SUGGESTION,
             range = { start = params.position, ['end'] = params.position } } } })
           dispatchers.notification('gearshift/status', { state = 'ready', tier = 'fake-tier',
-            tokensPerSecond = 41.6, cacheHit = false })
+            tokensPerSecond = 41.6, generatedTokens = 12, cacheHit = false })
         end
       end, 300)
     elseif method == 'workspace/executeCommand' then

@@ -109,4 +109,18 @@ H.run(function()
   H.fact('answer_lines', answer.lines)
   H.fact('answer_filetype', vim.bo[answer.buf].filetype)
   H.fact('windows', #vim.api.nvim_tabpage_list_wins(0))
+
+  -- The server's own log lines: in its log file, not on stderr (which :LspLog records as [ERROR]).
+  local function read(path)
+    return vim.fn.filereadable(path) == 1 and vim.fn.readfile(path) or {}
+  end
+  local stderr_errors = {}
+  for _, line in ipairs(read(vim.lsp.log.get_filename())) do
+    if line:find('[ERROR]', 1, true) and line:find('stderr', 1, true) then
+      table.insert(stderr_errors, line)
+    end
+  end
+  H.fact('lsp_log_stderr_errors', stderr_errors)
+  H.fact('server_log_file', gearshift.log_file())
+  H.fact('server_log_lines', #read(gearshift.log_file() or ''))
 end, tonumber(os.getenv('GEARSHIFT_NVIM_TIMEOUT_MS') or '150000'))

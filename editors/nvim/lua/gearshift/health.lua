@@ -42,8 +42,14 @@ function M.check()
   end
   for _, client in ipairs(clients) do
     local caps = client.server_capabilities or {}
-    health.ok(('client %d running (root %s), buffers %s'):format(
-      client.id, tostring(client.root_dir), vim.inspect(vim.tbl_keys(client.attached_buffers))))
+    local names = {}
+    for b in pairs(client.attached_buffers) do
+      local n = vim.api.nvim_buf_get_name(b)
+      table.insert(names, n ~= '' and vim.fn.fnamemodify(n, ':t') or ('buffer ' .. b))
+    end
+    table.sort(names)
+    health.ok(('client %d running (root %s), attached to %s'):format(
+      client.id, tostring(client.root_dir or 'none: single-file mode'), table.concat(names, ', ')))
     if caps.inlineCompletionProvider then
       health.ok('server advertises inlineCompletionProvider')
     else
@@ -53,12 +59,35 @@ function M.check()
   local s = gearshift.last_status
   if s then
     if s.state == 'error' then
-      health.error('last status: ' .. vim.inspect(s))
+      health.error('server error: ' .. tostring(s.message ~= vim.NIL and s.message or s.state))
     else
-      health.ok('last status: ' .. gearshift.statusline())
+      health.ok(('server %s on %s'):format(tostring(s.state), tostring(s.tier)))
     end
   else
     health.info('no gearshift/status notification yet')
+  end
+  local log_file = gearshift.log_file()
+  if log_file then
+    health.info('server log: ' .. log_file)
+  end
+
+  -- :checkhealth runs in a buffer of its own: report on the file buffer the user came from.
+  health.start('Current buffer')
+  local bufnr = gearshift.last_file_buffer
+  if not (bufnr and vim.api.nvim_buf_is_valid(bufnr)) then
+    health.info('no file buffer opened yet')
+    return
+  end
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  name = name ~= '' and vim.fn.fnamemodify(name, ':~:.') or ('buffer ' .. bufnr)
+  local why = gearshift.not_served_reason(bufnr)
+  if why then
+    health.warn(('%s (%s) is not served by Gearshift: %s'):format(name, vim.bo[bufnr].filetype, why), {
+      'require("gearshift").setup{ filetypes = vim.list_extend(vim.deepcopy(require("gearshift").default_filetypes), { "'
+        .. vim.bo[bufnr].filetype .. '" }) }',
+    })
+  else
+    health.ok(('%s (%s) is served'):format(name, vim.bo[bufnr].filetype))
   end
 end
 

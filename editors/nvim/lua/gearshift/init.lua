@@ -8,7 +8,9 @@ local M = {}
 
 M.name = 'gearshift'
 
---- Filetypes the server has a parser for; anything else still completes as plain text.
+--- Filetypes the plugin attaches to by default: those the server has a parser for. Any other filetype
+--- (markdown, text, ...) is not served unless added to `filetypes`; then it completes with the plain
+--- template. Status and :checkhealth say when the current buffer is not served.
 M.default_filetypes = {
   'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
   'go', 'rust', 'c', 'cpp', 'java', 'lua', 'sh',
@@ -27,6 +29,10 @@ M.defaults = {
   debounce_ms = 150,
   filetypes = M.default_filetypes,
   root_markers = { '.git', 'pyproject.toml', 'package.json', 'go.mod', 'Cargo.toml' },
+  --- Server log file, passed as `--log-file` to a command list that has none. The server logs INFO
+  --- lines; on stderr Neovim records every one of them as [ERROR] in :LspLog. false: keep stderr.
+  --- nil: stdpath('log')/gearshift.log.
+  log_file = nil,
   --- Where :GearshiftExplain / :GearshiftEscalate answers go: "split" or "float".
   answer = 'split',
   --- Insert-mode keys; set one to false to leave it unmapped.
@@ -45,8 +51,36 @@ M.config = vim.deepcopy(M.defaults)
 --- The latest `gearshift/status` notification, or nil before the first one.
 M.last_status = nil
 
+--- The speed of the last suggestion the model generated: `{tok_s, ttft_ms, tier}`, or nil before one.
+--- Accepts, cache hits and suggestions filtered before any token carry no speed and do not replace it.
+M.last_speed = nil
+
+--- Counted from the status notifications: suggestions generated, served from the typed-ahead cache,
+--- and hidden (filtered) by the server.
+M.counts = { generated = 0, cache_hits = 0, hidden = 0 }
+
 local function warn(msg, level)
   vim.notify('Gearshift: ' .. msg, level or vim.log.levels.WARN)
+end
+
+--- A JSON null (vim.NIL) as nil.
+local function value(v)
+  if v == vim.NIL then
+    return nil
+  end
+  return v
+end
+
+--- A progress message on the command line, not kept in :messages; `progress(nil)` clears it.
+local progress_shown = nil
+function M.progress(msg)
+  if msg then
+    progress_shown = msg
+    vim.api.nvim_echo({ { 'Gearshift: ' .. msg } }, false, {})
+  elseif progress_shown then
+    progress_shown = nil
+    vim.api.nvim_echo({ { '' } }, false, {})
+  end
 end
 
 --- The server command: opts.cmd, else the project's venv, else `gearshift` on PATH.
@@ -61,6 +95,25 @@ function M.resolve_cmd(cmd)
     return { venv, 'serve' }
   end
   return { 'gearshift', 'serve' }
+end
+
+--- The server's log file, or nil when it logs to stderr (`log_file = false`, or a function `cmd`).
+function M.log_file()
+  if M.config.log_file == false or type(M.resolve_cmd(M.config.cmd)) ~= 'table' then
+    return nil
+  end
+  return M.config.log_file or vim.fs.joinpath(vim.fn.stdpath('log'), 'gearshift.log')
+end
+
+--- {cmd} with `--log-file` added (see `log_file`), unless it names one already.
+function M.with_log_file(cmd)
+  local file = M.log_file()
+  if type(cmd) ~= 'table' or not file or vim.tbl_contains(cmd, '--log-file') then
+    return cmd
+  end
+  local out = vim.list_extend({}, cmd)
+  vim.list_extend(out, { '--log-file', file })
+  return out
 end
 
 --- "builtin" or "extmark", from the configured renderer and this Neovim.
@@ -79,6 +132,16 @@ function M.on_status(_, params, ctx)
     return
   end
   M.last_status = vim.tbl_extend('force', params, { client_id = ctx and ctx.client_id })
+  local tok_s, generated = value(params.tokensPerSecond), value(params.generatedTokens)
+  if value(params.cacheHit) then
+    M.counts.cache_hits = M.counts.cache_hits + 1
+  elseif type(tok_s) == 'number' and tok_s > 0 and type(generated) == 'number' and generated > 0 then
+    M.counts.generated = M.counts.generated + 1
+    M.last_speed = { tok_s = tok_s, ttft_ms = value(params.timeToFirstTokenMs), tier = value(params.tier) }
+  end
+  if value(params.hidden) and value(params.hidden) ~= 'cancelled' then
+    M.counts.hidden = M.counts.hidden + 1
+  end
   if params.state == 'error' and params.message then
     warn(params.message, vim.log.levels.ERROR)
   end
@@ -88,24 +151,85 @@ function M.on_status(_, params, ctx)
   end)
 end
 
---- Statusline component from the latest `gearshift/status`, e.g. "⚡ qwen2.5-coder-0.5b 21 tok/s".
+--- A rung name made short for the statusline: "smollm2-135m/0.125x-context/1-thread" ->
+--- "smollm2-135m 1/8ctx 1t" (the model, then what was cut to keep the speed up).
+function M.short_tier(name)
+  if type(name) ~= 'string' then
+    return 'gearshift'
+  end
+  local parts = vim.split(name, '/', { plain = true })
+  local out = { parts[1] }
+  local function scale(x, unit)
+    local n = tonumber(x)
+    if n and n > 0 and n < 1 and math.abs(1 / n - math.floor(1 / n + 0.5)) < 1e-6 then
+      return ('1/%d%s'):format(math.floor(1 / n + 0.5), unit)
+    end
+    return x .. 'x' .. unit
+  end
+  for i = 2, #parts do
+    local tag = parts[i]
+    local threads = tag:match('^(%d+)%-thread$')
+    local ctx = tag:match('^([%d.]+)x%-context$')
+    local tok = tag:match('^([%d.]+)x%-tokens$')
+    if threads then
+      table.insert(out, threads .. 't')
+    elseif ctx then
+      table.insert(out, scale(ctx, 'ctx'))
+    elseif tok then
+      table.insert(out, scale(tok, 'tok'))
+    else
+      table.insert(out, tag)
+    end
+  end
+  return table.concat(out, ' ')
+end
+
+--- Whether Gearshift serves {bufnr}: a gearshift client is attached to it.
+function M.served(bufnr)
+  return M.get_client(bufnr) ~= nil
+end
+
+--- Why {bufnr} is not served, or nil when it is.
+function M.not_served_reason(bufnr)
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  if M.served(bufnr) then
+    return nil
+  end
+  local ft = vim.bo[bufnr].filetype
+  if vim.bo[bufnr].buftype ~= '' then
+    return ('not a file buffer (buftype=%s)'):format(vim.bo[bufnr].buftype)
+  end
+  if M.config.filetypes and not vim.tbl_contains(M.config.filetypes, ft) then
+    return ('filetype %q is not in `filetypes`; add it to complete it with the plain template'):format(ft)
+  end
+  if #vim.lsp.get_clients({ name = M.name }) == 0 then
+    return 'no gearshift client is running'
+  end
+  return 'no gearshift client is attached'
+end
+
+--- Statusline component, e.g. "⚡ qwen2.5-coder-0.5b 21 tok/s": the tier and the speed of the last
+--- suggestion the model generated (none before the first); "⚡ off" in a buffer Gearshift does not serve.
 function M.statusline()
   local s = M.last_status
-  if not s then
+  if not s and #vim.lsp.get_clients({ name = M.name }) == 0 then
     return ''
   end
-  local tier = s.tier or 'gearshift'
+  if not M.served(vim.api.nvim_get_current_buf()) then
+    return '⚡ off'
+  end
+  if not s then
+    return '⚡ starting…'
+  end
+  local tier = M.short_tier(value(s.tier))
   if s.state == 'loading' then
     return ('⚡ %s loading…'):format(tier)
   elseif s.state == 'error' then
     return ('⚡ %s error'):format(tier)
   end
   local parts = { '⚡', tier }
-  if type(s.tokensPerSecond) == 'number' then
-    table.insert(parts, ('%d tok/s'):format(math.floor(s.tokensPerSecond + 0.5)))
-  end
-  if s.cacheHit then
-    table.insert(parts, '(cached)')
+  if M.last_speed then
+    table.insert(parts, ('%d tok/s'):format(math.floor(M.last_speed.tok_s + 0.5)))
   end
   return table.concat(parts, ' ')
 end
@@ -196,9 +320,18 @@ function M.setup(opts)
     group = vim.api.nvim_create_augroup('gearshift_highlights', { clear = true }),
     callback = M.define_highlights,
   })
+  -- The file buffer the user was last in: what :checkhealth (which opens its own buffer) reports on.
+  vim.api.nvim_create_autocmd('BufEnter', {
+    group = vim.api.nvim_create_augroup('gearshift_last_buffer', { clear = true }),
+    callback = function(args)
+      if vim.bo[args.buf].buftype == '' then
+        M.last_file_buffer = args.buf
+      end
+    end,
+  })
   local settings = M.config.settings or {}
   vim.lsp.config(M.name, {
-    cmd = M.resolve_cmd(M.config.cmd),
+    cmd = M.with_log_file(M.resolve_cmd(M.config.cmd)),
     filetypes = M.config.filetypes,
     root_markers = M.config.root_markers,
     init_options = settings,
@@ -212,29 +345,39 @@ end
 
 -- Commands --------------------------------------------------------------------
 
---- LSP `{uri, range}` for lines {line1}..{line2} (1-based, inclusive) of {bufnr}.
---- When {charwise} holds `'<`/`'>` positions, the range follows them instead of whole lines.
-function M.selection(bufnr, line1, line2, encoding, charwise)
+--- Byte range {srow, scol, erow, ecol} (0-based, end exclusive) of lines {line1}..{line2} (1-based,
+--- inclusive) of {bufnr}, or of the `'<`/`'>` positions in {charwise}.
+local function byte_range(bufnr, line1, line2, charwise)
+  if charwise then
+    local s, e = charwise[1], charwise[2] -- {row 1-based, col 0-based byte}
+    local last = vim.api.nvim_buf_get_lines(bufnr, e[1] - 1, e[1], false)[1] or ''
+    -- '> points at the last selected byte; include the whole character.
+    local e_col = e[2] < #last and (vim.str_utf_end(last, e[2] + 1) + e[2] + 1) or #last
+    local first = vim.api.nvim_buf_get_lines(bufnr, s[1] - 1, s[1], false)[1] or ''
+    return { s[1] - 1, math.min(s[2], #first), e[1] - 1, e_col }
+  end
+  local last = vim.api.nvim_buf_get_lines(bufnr, line2 - 1, line2, false)[1] or ''
+  return { line1 - 1, 0, line2 - 1, #last }
+end
+
+--- LSP `{uri, range}` of byte range {r} in {bufnr}.
+local function lsp_selection(bufnr, r, encoding)
   encoding = encoding or 'utf-16'
   local function pos(row, byte_col)
     local text = vim.api.nvim_buf_get_lines(bufnr, row, row + 1, false)[1] or ''
     byte_col = math.min(byte_col, #text)
     return { line = row, character = vim.str_utfindex(text, encoding, byte_col, false) }
   end
-  local start, finish
-  if charwise then
-    local s, e = charwise[1], charwise[2] -- {row 1-based, col 0-based byte}
-    local last = vim.api.nvim_buf_get_lines(bufnr, e[1] - 1, e[1], false)[1] or ''
-    -- '> points at the last selected byte; include the whole character.
-    local e_col = e[2] < #last and (vim.str_utf_end(last, e[2] + 1) + e[2] + 1) or #last
-    start, finish = pos(s[1] - 1, s[2]), pos(e[1] - 1, e_col)
-  else
-    local last = vim.api.nvim_buf_get_lines(bufnr, line2 - 1, line2, false)[1] or ''
-    start, finish = pos(line1 - 1, 0), pos(line2 - 1, #last)
-  end
-  return { uri = vim.uri_from_bufnr(bufnr), range = { start = start, ['end'] = finish } }
+  return { uri = vim.uri_from_bufnr(bufnr), range = { start = pos(r[1], r[2]), ['end'] = pos(r[3], r[4]) } }
 end
 
+--- LSP `{uri, range}` for lines {line1}..{line2} (1-based, inclusive) of {bufnr}.
+--- When {charwise} holds `'<`/`'>` positions, the range follows them instead of whole lines.
+function M.selection(bufnr, line1, line2, encoding, charwise)
+  return lsp_selection(bufnr, byte_range(bufnr, line1, line2, charwise), encoding)
+end
+
+--- The selection a command was given, as `{uri, range}`, and its byte range.
 local function command_selection(cmd_opts, client)
   local bufnr = vim.api.nvim_get_current_buf()
   local line1, line2 = cmd_opts.line1, cmd_opts.line2
@@ -245,16 +388,90 @@ local function command_selection(cmd_opts, client)
       charwise = { s, e }
     end
   end
-  return M.selection(bufnr, line1, line2, client.offset_encoding, charwise)
+  local r = byte_range(bufnr, line1, line2, charwise)
+  return lsp_selection(bufnr, r, client.offset_encoding), r
 end
 
---- Show an explain/escalate/review answer (`{title, markdown, source, model}`).
+M.actions_ns = vim.api.nvim_create_namespace('gearshift.actions')
+
+--- The last task asked on a selection: `{task, bufnr, marks = {start, end}, instruction}`. Its range
+--- is two extmarks, read back each time it is escalated, so edits since (a refactor applied to it)
+--- move it with the text instead of leaving a stale range behind.
+M.last_action = nil
+
+local function remember_action(task, bufnr, r, instruction)
+  local old = M.last_action
+  if old and vim.api.nvim_buf_is_valid(old.bufnr) then
+    vim.api.nvim_buf_clear_namespace(old.bufnr, M.actions_ns, 0, -1)
+  end
+  local start = vim.api.nvim_buf_set_extmark(bufnr, M.actions_ns, r[1], r[2], { right_gravity = false })
+  local finish = vim.api.nvim_buf_set_extmark(bufnr, M.actions_ns, r[3], r[4], { right_gravity = true })
+  M.last_action = { task = task, bufnr = bufnr, marks = { start, finish }, instruction = instruction }
+end
+
+--- The last action's `{uri, range, task[, instruction]}` as its text stands now, or nil.
+function M.last_action_argument()
+  local a = M.last_action
+  if not a or not vim.api.nvim_buf_is_valid(a.bufnr) then
+    return nil
+  end
+  local s = vim.api.nvim_buf_get_extmark_by_id(a.bufnr, M.actions_ns, a.marks[1], {})
+  local e = vim.api.nvim_buf_get_extmark_by_id(a.bufnr, M.actions_ns, a.marks[2], {})
+  if not s[1] or not e[1] then
+    return nil
+  end
+  local client = M.get_client(a.bufnr)
+  local arg = lsp_selection(a.bufnr, { s[1], s[2], e[1], e[2] }, client and client.offset_encoding)
+  arg.task = a.task
+  arg.instruction = a.instruction
+  return arg
+end
+
+--- {v} with every vim.NIL (JSON null) left out.
+local function without_nil(v)
+  if v == vim.NIL then
+    return nil
+  elseif type(v) == 'table' then
+    local out = {}
+    for k, x in pairs(v) do
+      out[k] = without_nil(x)
+    end
+    return out
+  end
+  return v
+end
+
+--- Readable `key: value` lines for a result of no known shape.
+local function describe(result)
+  local lines = {}
+  for _, key in ipairs(vim.tbl_keys(without_nil(result) or {})) do
+    local v = without_nil(result[key])
+    local text = type(v) == 'table' and vim.inspect(v, { newline = ' ', indent = '' }) or tostring(v)
+    table.insert(lines, ('%s: %s'):format(key, text))
+  end
+  table.sort(lines)
+  return table.concat(lines, '\n')
+end
+
+--- Show an explain/escalate/review answer (`{title, markdown, source, model}`) in the answer window:
+--- a scratch split, or a float with `answer = "float"`. Text wraps at word boundaries.
 function M.show_answer(result)
-  local text = result.markdown or result.answer or vim.inspect(result)
+  M.progress(nil)
+  result = type(result) == 'table' and result or { markdown = tostring(result) }
+  local title = value(result.title) or 'Gearshift'
+  local text = value(result.markdown) or value(result.answer)
+  if type(text) ~= 'string' then
+    text = describe(result)
+  end
   local lines = vim.split(text, '\n', { plain = true })
-  local title = result.title or 'Gearshift'
-  table.insert(lines, 1, '# ' .. title)
-  table.insert(lines, 2, '')
+  local float = M.config.answer == 'float'
+  -- One title: the server's answer starts with it ("**Explanation** · local (...)"); otherwise a
+  -- heading in the split, or the float's border.
+  local titled = (lines[1] or ''):find(title, 1, true) ~= nil
+  if not titled and not float then
+    table.insert(lines, 1, '# ' .. title)
+    table.insert(lines, 2, '')
+  end
 
   local name = 'gearshift://answer'
   local bufnr = vim.fn.bufnr(name)
@@ -263,29 +480,54 @@ function M.show_answer(result)
     vim.api.nvim_buf_set_name(bufnr, name)
     vim.bo[bufnr].bufhidden = 'hide'
     vim.bo[bufnr].filetype = 'markdown'
+    vim.keymap.set('n', 'q', '<Cmd>close<CR>', { buffer = bufnr, nowait = true, desc = 'Gearshift: close' })
   end
   vim.bo[bufnr].modifiable = true
   vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
   vim.bo[bufnr].modifiable = false
 
   local win = vim.fn.bufwinid(bufnr)
-  if win == -1 then
-    if M.config.answer == 'float' then
-      local width = math.min(100, math.floor(vim.o.columns * 0.8))
-      local height = math.min(#lines + 1, math.floor(vim.o.lines * 0.7))
-      win = vim.api.nvim_open_win(bufnr, false, {
-        relative = 'editor', width = width, height = height, style = 'minimal', border = 'rounded',
-        row = math.floor((vim.o.lines - height) / 2), col = math.floor((vim.o.columns - width) / 2),
-        title = ' ' .. title .. ' ',
-      })
-      vim.keymap.set('n', 'q', '<Cmd>close<CR>', { buffer = bufnr, nowait = true })
+  if float then
+    local width = math.min(100, math.floor(vim.o.columns * 0.8))
+    local height = math.max(1, math.min(#lines + 1, math.floor(vim.o.lines * 0.7)))
+    local cfg = {
+      relative = 'editor', width = width, height = height, border = 'rounded',
+      row = math.floor((vim.o.lines - height) / 2), col = math.floor((vim.o.columns - width) / 2),
+      title = not titled and (' ' .. title .. ' ') or '',
+    }
+    if win == -1 then
+      cfg.style = 'minimal'
+      win = vim.api.nvim_open_win(bufnr, false, cfg)
     else
-      win = vim.api.nvim_open_win(bufnr, false, { split = 'below', win = 0 })
+      vim.api.nvim_win_set_config(win, cfg)
     end
-    vim.wo[win].wrap = true
-    vim.wo[win].conceallevel = 2
+  elseif win == -1 then
+    win = vim.api.nvim_open_win(bufnr, false, { split = 'below', win = 0 })
   end
+  vim.wo[win].wrap = true
+  vim.wo[win].linebreak = true -- wrap between words, not inside one
+  vim.wo[win].breakindent = true
+  vim.wo[win].conceallevel = 2
   return bufnr, win
+end
+
+--- Show a command's result by its kind: a refactor's outcome (`{applied, message}`) as a message,
+--- an answer (`{title, markdown}`) in the answer window.
+function M.show_result(result)
+  M.progress(nil)
+  if type(result) ~= 'table' then
+    return warn('the server sent no answer')
+  end
+  if result.applied ~= nil then
+    local msg = value(result.message) or (result.applied and 'refactored' or 'nothing changed')
+    local note = value(result.note)
+    if type(note) == 'string' and note ~= '' then
+      msg = msg .. ' ' .. note
+    end
+    vim.notify('Gearshift: ' .. msg, result.applied and vim.log.levels.INFO or vim.log.levels.WARN)
+    return
+  end
+  return M.show_answer(result)
 end
 
 --- `workspace/executeCommand` {command} with {arguments}; {on_result} gets the result.
@@ -293,13 +535,15 @@ function M.execute(command, arguments, on_result, bufnr)
   bufnr = bufnr or vim.api.nvim_get_current_buf()
   local client = M.get_client(bufnr) or vim.lsp.get_clients({ name = M.name })[1]
   if not client then
+    M.progress(nil)
     warn('no gearshift client is running (see :checkhealth gearshift)')
     return false
   end
   local ok = client:request('workspace/executeCommand', { command = command, arguments = arguments },
     function(err, result)
       if err then
-        warn(('%s failed: %s'):format(command, err.message or vim.inspect(err)), vim.log.levels.ERROR)
+        M.progress(nil)
+        warn(err.message or vim.inspect(err), vim.log.levels.ERROR)
         return
       end
       if on_result then
@@ -309,52 +553,164 @@ function M.execute(command, arguments, on_result, bufnr)
   return ok
 end
 
-function M.explain(cmd_opts)
+local function attached_client()
   local client = M.get_client()
   if not client then
-    return warn('no gearshift client attached to this buffer (see :checkhealth gearshift)')
+    warn(('this buffer is not served: %s (see :checkhealth gearshift)'):format(M.not_served_reason()))
   end
-  vim.notify('Gearshift: explaining…', vim.log.levels.INFO)
-  M.execute('gearshift.explain', { command_selection(cmd_opts, client) }, M.show_answer)
+  return client
+end
+
+function M.explain(cmd_opts)
+  local client = attached_client()
+  if not client then
+    return
+  end
+  local arg, r = command_selection(cmd_opts, client)
+  remember_action('explain', vim.api.nvim_get_current_buf(), r)
+  M.progress('explaining…')
+  M.execute('gearshift.explain', { arg }, M.show_result)
 end
 
 function M.refactor(cmd_opts)
-  local client = M.get_client()
+  local client = attached_client()
   if not client then
-    return warn('no gearshift client attached to this buffer (see :checkhealth gearshift)')
+    return
   end
-  local arg = command_selection(cmd_opts, client)
+  local arg, r = command_selection(cmd_opts, client)
   if cmd_opts.args and cmd_opts.args ~= '' then
     arg.instruction = cmd_opts.args
   end
-  vim.notify('Gearshift: refactoring…', vim.log.levels.INFO)
-  M.execute('gearshift.refactor', { arg }, function(result)
-    local level = result and result.applied and vim.log.levels.INFO or vim.log.levels.WARN
-    vim.notify('Gearshift: ' .. ((result and result.message) or 'no answer'), level)
-  end)
+  remember_action('refactor', vim.api.nvim_get_current_buf(), r, arg.instruction)
+  M.progress('refactoring…')
+  M.execute('gearshift.refactor', { arg }, M.show_result)
 end
 
-function M.escalate(cmd_opts)
-  local args = {}
-  local client = M.get_client()
-  if cmd_opts.range and cmd_opts.range > 0 and client then
-    local arg = command_selection(cmd_opts, client)
-    arg.task = cmd_opts.args ~= '' and cmd_opts.args or 'explain'
-    args = { arg }
+--- Why escalating would not reach the cloud, from `gearshift.status` and this client's settings, or nil.
+local function no_cloud_reason(report)
+  local cloud = type(report) == 'table' and value(report.cloud)
+  local settings = M.config.settings and M.config.settings.cloud or {}
+  if settings.localOnly then
+    return 'cloud.localOnly is set'
   end
-  vim.notify('Gearshift: asking the cloud…', vim.log.levels.INFO)
-  M.execute('gearshift.escalate', args, M.show_answer)
+  if type(cloud) == 'table' and value(cloud.available) == false then
+    return 'no cloud API key is set (ANTHROPIC_API_KEY or gearshift.cloud.apiKey)'
+  end
+  return nil
 end
 
-function M.status()
-  M.execute('gearshift.status', {}, function(result)
-    M.show_answer({
-      title = 'Gearshift status',
-      markdown = '```lua\n' .. vim.inspect(result) .. '\n```',
-      source = 'local',
-      model = result and result.tier,
-    })
-  end)
+--- :GearshiftEscalate: the range (and task) given, else the last task on its range as the text
+--- stands now. Asks the server first whether the cloud can be reached: without it, re-running the
+--- local model would only repeat the answer the user already has.
+function M.escalate(cmd_opts)
+  local bufnr = vim.api.nvim_get_current_buf()
+  local arg
+  if cmd_opts.range and cmd_opts.range > 0 then
+    local client = attached_client()
+    if not client then
+      return
+    end
+    local r
+    arg, r = command_selection(cmd_opts, client)
+    arg.task = cmd_opts.args ~= '' and cmd_opts.args or 'explain'
+    remember_action(arg.task, bufnr, r)
+  else
+    arg = M.last_action_argument()
+    if arg and cmd_opts.args and cmd_opts.args ~= '' then
+      arg.task = cmd_opts.args
+    end
+  end
+  local target = arg and vim.uri_to_bufnr(arg.uri) or bufnr
+  M.execute('gearshift.status', {}, function(report)
+    local why = no_cloud_reason(report)
+    if why then
+      warn(('not escalated: %s; the local answer stands'):format(why))
+      return
+    end
+    M.progress('asking the cloud…')
+    M.execute('gearshift.escalate', arg and { arg } or {}, M.show_result, target)
+  end, target)
+end
+
+--- The short `:GearshiftStatus` summary of a `gearshift.status` report, as lines.
+function M.format_status(report, bufnr)
+  report = without_nil(report) or {}
+  bufnr = bufnr or vim.api.nvim_get_current_buf()
+  local lines = {}
+  local function add(label, text)
+    table.insert(lines, ('%-12s %s'):format(label, text))
+  end
+  local state = report.state or 'unknown'
+  local tier = report.tier or (report.guard and report.guard.current) or '?'
+  add('Tier', ('%s (%s)'):format(tier, state))
+  if report.modelError then
+    add('Error', report.modelError)
+  end
+  local speed = M.last_speed
+  if speed then
+    local ttft = type(speed.ttft_ms) == 'number' and (', first token in %d ms'):format(math.floor(speed.ttft_ms + 0.5)) or ''
+    add('Speed', ('%d tok/s%s (last suggestion generated)'):format(math.floor(speed.tok_s + 0.5), ttft))
+  else
+    add('Speed', 'no suggestion generated yet')
+  end
+  add('Suggestions', ('%d generated, %d from the typed-ahead cache, %d hidden by the server'):format(
+    M.counts.generated, M.counts.cache_hits, M.counts.hidden))
+  local guard = report.guard
+  if type(guard) == 'table' then
+    if guard.enabled == false then
+      add('Guard', 'off')
+    else
+      local rungs, at = guard.rungs or {}, nil
+      for i, rung in ipairs(rungs) do
+        if rung.name == guard.current then
+          at = i
+        end
+      end
+      local text = ('on, target %s tok/s'):format(guard.targetTokS or '?')
+      if at then
+        text = text .. (', rung %d of %d'):format(at, #rungs)
+      end
+      local last = guard.shifts and guard.shifts[#guard.shifts]
+      text = text .. (last and ('; last shift %s → %s: %s'):format(
+        M.short_tier(last.from), M.short_tier(last.to), last.reason or '') or '; no shifts')
+      add('Guard', text)
+    end
+  end
+  if type(report.loadedModels) == 'table' and #report.loadedModels > 0 then
+    add('Models', table.concat(report.loadedModels, ', ') .. ' loaded')
+  end
+  local cloud = report.cloud
+  if type(cloud) == 'table' then
+    if cloud.available then
+      add('Cloud', ('%s: %d requests, $%.4f'):format(cloud.model or '?', cloud.requests or 0, cloud.costUsd or 0))
+    else
+      add('Cloud', 'no API key: everything runs locally')
+    end
+  end
+  local why = M.not_served_reason(bufnr)
+  local name = vim.api.nvim_buf_get_name(bufnr)
+  name = name ~= '' and vim.fn.fnamemodify(name, ':t') or ('buffer ' .. bufnr)
+  add('This buffer', why and ('%s is not served: %s'):format(name, why)
+    or ('%s (%s) is served'):format(name, vim.bo[bufnr].filetype))
+  if M.log_file() then
+    add('Server log', M.log_file())
+  end
+  table.insert(lines, '')
+  table.insert(lines, 'Full detail: :GearshiftStatus!')
+  return lines
+end
+
+--- :GearshiftStatus (a short summary) and :GearshiftStatus! (the whole report).
+function M.status(cmd_opts)
+  local bufnr = vim.api.nvim_get_current_buf()
+  M.execute('gearshift.status', {}, function(report)
+    if cmd_opts and cmd_opts.bang then
+      M.show_answer({ title = 'Gearshift status (full)',
+        markdown = '```lua\n' .. vim.inspect(without_nil(report)) .. '\n```' })
+    else
+      M.show_answer({ title = 'Gearshift status', markdown = table.concat(M.format_status(report, bufnr), '\n') })
+    end
+  end, bufnr)
 end
 
 return M

@@ -61,6 +61,18 @@ function H.wait_for(what, timeout_ms, cond)
   end
 end
 
+--- Run {fn} as a named part of the test: an error there is recorded as the fact `error:<name>` and
+--- the test goes on with the next part, so each part's facts stand or fall on their own.
+function H.part(name, fn)
+  H.step = name
+  local ok, err = pcall(fn)
+  if not ok then
+    H.facts['error:' .. name] = debug.traceback(tostring(err))
+    pcall(vim.cmd, 'stopinsert')
+    pcall(vim.cmd, 'silent! only')
+  end
+end
+
 function H.fact(key, value)
   H.facts[key] = value == nil and vim.NIL or value
 end
