@@ -159,7 +159,8 @@ def test_statusline_reflects_gearshift_status(session: dict):
 @pytest.mark.model
 def test_explain_shows_an_answer(session: dict):
     lines = session["answer_lines"]
-    assert lines[0].startswith("# ")
+    # One title: the server's own first line ("**Explanation** · local (...)"), no heading above it.
+    assert "Explanation" in lines[0] and not any("Explanation" in line for line in lines[1:3]), lines
     assert "".join(lines[1:]).strip(), lines
     assert session["answer_filetype"] == "markdown"
     assert session["windows"] == 2  # the source window and the answer split
