@@ -6,6 +6,7 @@ end of the document, or a binary blob gets the same clear error everywhere.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from pathlib import PurePath
 from urllib.parse import unquote
@@ -13,6 +14,9 @@ from urllib.parse import unquote
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument, Workspace
+
+# In a Python str a valid non-BMP character is one code point, so any code point in this range stands alone.
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Above this, a document is treated as generated or data, not code someone is typing.
 MAX_DOCUMENT_CHARS = 20_000_000
@@ -79,9 +83,17 @@ def offset_at(document: TextDocument, position: types.Position) -> int:
     return document.offset_at_position(position)
 
 
+def model_text(text: str) -> str:
+    """``text`` with each lone surrogate replaced by U+FFFD, same length: models and the cloud take UTF-8 only.
+
+    A JSON body may carry ``"\\ud800"`` alone; Python keeps it as one code point that UTF-8 cannot encode.
+    """
+    return _LONE_SURROGATE.sub("\ufffd", text)
+
+
 def snapshot(workspace: Workspace, uri: str, position: types.Position) -> DocumentSnapshot:
     document = open_document(workspace, uri)
-    text = document.source
+    text = model_text(document.source)
     offset = offset_at(document, position)
     return DocumentSnapshot(
         uri=uri,

@@ -15,3 +15,7 @@ class EngineError(GearshiftError):
 
 class CloudError(GearshiftError):
     """The cloud model is unavailable, not configured, or refused the request."""
+
+
+class RequestRefused(GearshiftError):
+    """The request cannot be answered as asked (an empty selection, an unknown kind); sent back as InvalidParams."""

@@ -42,4 +42,6 @@ def main(args: argparse.Namespace) -> int:
         server.start_tcp(host, int(port))
     else:
         server.start_io()
-    return 0
+    # LSP: exit after shutdown is a clean stop (0), exit without it is not (1); a vanished client counts as clean.
+    exit_code = getattr(server.protocol, "exit_code", None)
+    return 0 if exit_code is None else exit_code

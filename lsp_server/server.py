@@ -8,41 +8,25 @@ tiers, the latency guard, the completion service, the cloud client).
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 from typing import Any
 
 from lsprotocol import types
-from pygls.exceptions import JsonRpcException, JsonRpcInvalidParams
+from pygls.exceptions import JsonRpcParseError
 from pygls.lsp.server import LanguageServer
-from pygls.protocol import LanguageServerProtocol
 
 from lsp_server import __version__
 from lsp_server.completion.service import CompletionService
 from lsp_server.errors import GearshiftError
 from lsp_server.inference.guard import LatencyGuard
 from lsp_server.inference.tiers import TierManager, starting_guard
+from lsp_server.protocol import GearshiftProtocol
 from lsp_server.settings import GearshiftSettings, SettingsError, parse_settings
 
 log = logging.getLogger(__name__)
 
 STATUS_NOTIFICATION = "gearshift/status"
-
-
-class GearshiftProtocol(LanguageServerProtocol):
-    """pygls' protocol, but a request whose params do not deserialize still gets an answer.
-
-    pygls logs such a message and drops it, which leaves the client waiting forever.
-    """
-
-    def structure_message(self, data: dict[str, Any]):
-        try:
-            return super().structure_message(data)
-        except JsonRpcException as exc:
-            if isinstance(data, dict) and "id" in data and "method" in data:
-                detail = exc.__cause__ or exc
-                error = JsonRpcInvalidParams(f"Invalid params for {data['method']}: {str(detail).splitlines()[0]}")
-                self._send_response(data["id"], error=error.to_response_error())
-            raise
 
 
 class GearshiftServer(LanguageServer):
@@ -144,6 +128,18 @@ class GearshiftServer(LanguageServer):
             self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=message))
         except Exception:
             log.debug("message not sent", exc_info=True)
+
+    def report_server_error(self, error: Exception, source) -> None:
+        """Errors outside a request's answer: logged, never a pop-up (the user has nothing to act on).
+
+        A body that is not JSON gets the ``-32700`` answer JSON-RPC asks for. pygls would show every malformed
+        notification and every notification handler's exception as "Error in server" pop-ups.
+        """
+        if isinstance(error, json.JSONDecodeError):
+            self.protocol.send_error_without_id(JsonRpcParseError(f"Parse error: {error}"))
+            return
+        cause = error.__cause__ or error
+        log.warning("ignored a message the server could not use: %s", str(cause).splitlines()[0] if str(cause) else type(cause).__name__)
 
     def log_to_client(self, message: str, level: types.MessageType = types.MessageType.Info) -> None:
         try:

@@ -21,7 +21,7 @@ from cachetools import LRUCache
 
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
-from lsp_server.completion.context import CompletionContext, build_context
+from lsp_server.completion.context import CompletionContext, build_context, indent_width
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
 from lsp_server.completion.split import MiddleSplitter, split_middle
@@ -392,8 +392,30 @@ def _dedent_start(generated: str, ctx: CompletionContext) -> str:
     """
     if not ctx.indent_complete:
         return generated
-    first_line = generated.split("\n", 1)[0]
-    return generated.lstrip(" \t") if first_line.strip() else generated
+    first_line, newline, rest = generated.partition("\n")
+    if not first_line.strip():
+        return generated
+    stripped = generated.lstrip(" \t")
+    extra = len(generated) - len(stripped)
+    if not rest or not extra or generated[:extra].strip(" "):
+        return stripped
+    return stripped.partition("\n")[0] + newline + _shift_off_grid(rest, extra, indent_width(ctx.line_before))
+
+
+def _shift_off_grid(lines: str, extra: int, typed: int) -> str:
+    """Following lines ``extra`` spaces to the left when the model indented them all ``extra`` off the grid.
+
+    A model that wrote the first line ``extra`` spaces deep sometimes keeps the whole block on that wrong grid
+    (5 and 9 spaces in a 4-space file); lines already on the grid (a token artefact on the first line only) stay.
+    """
+    unit = next((u for u in (4, 2) if typed % u == 0), 0) if typed else 0
+    body = [line for line in lines.split("\n") if line.strip()]
+    if not unit or not body:
+        return lines
+    widths = [len(line) - len(line.lstrip(" ")) for line in body]
+    if not all(w >= typed + extra and w % unit and (w - extra) % unit == 0 for w in widths):
+        return lines
+    return "\n".join(line[extra:] if line.strip() else line for line in lines.split("\n"))
 
 
 def _heal(generated: str, ctx: CompletionContext) -> str:

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import uuid
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from lsprotocol import types
@@ -21,8 +21,8 @@ from pygls.capabilities import get_capability
 from lsp_server.cloud.client import CloudService
 from lsp_server.cloud.prompts import build_prompt, extract_code_block
 from lsp_server.completion import languages
-from lsp_server.documents import DocumentError, offset_at, open_document
-from lsp_server.errors import CloudError, GearshiftError
+from lsp_server.documents import DocumentError, model_text, offset_at, open_document
+from lsp_server.errors import CloudError, RequestRefused
 from lsp_server.inference.chat import format_chat
 from lsp_server.inference.types import CancelToken, GenerationRequest
 
@@ -41,6 +41,7 @@ ACTIONS: dict[str, tuple[str, str, str]] = {
     "gearshift.reviewSecurity": ("review_security", "Gearshift: Security review (cloud)", KIND_REVIEW),
 }
 REVIEW_KINDS = {"data_race": "review_data_race", "security": "review_security"}
+ESCALATABLE_TASKS = {task for task, _title, _kind in ACTIONS.values()}
 
 
 @dataclass(frozen=True)
@@ -91,13 +92,17 @@ def selection_request(ls, task: str, args: tuple) -> ActionRequest:
     start, end = offset_at(document, selected.start), offset_at(document, selected.end)
     if end < start:
         start, end = end, start
-    text = document.source[start:end]
+    source = model_text(document.source)
+    text = source[start:end]
     if not text.strip():
-        raise GearshiftError("Select the code first: the selection is empty")
+        raise RequestRefused("Select the code first: the selection is empty")
+    instruction = _arg(args, "instruction")
+    if instruction is not None and not isinstance(instruction, str):
+        raise DocumentError(f"Expected instruction to be a string, got {type(instruction).__name__}")
     return ActionRequest(
         task=task, uri=uri, range=selected, selection=text,
         language=document.language_id, path=document.path, version=document.version,
-        instruction=_arg(args, "instruction"), document_text=document.source,
+        instruction=instruction, document_text=source,
     )
 
 
@@ -111,7 +116,7 @@ class ActionRunner:
         ls = self.ls
         spec = languages.resolve(request.language, request.path)
         if request.task == "refactor" and spec is None:
-            raise GearshiftError(
+            raise RequestRefused(
                 f"Refactor needs a language Gearshift can parse to check the result; "
                 f"{request.language or 'this file type'} is not one (Python, JavaScript, TypeScript, Go, Rust, C, C++, Java)"
             )
@@ -120,7 +125,7 @@ class ActionRunner:
         n_tokens = engine.count_tokens(request.selection)
         limit = ls.settings.actions.max_selection_tokens
         if n_tokens > limit:
-            raise GearshiftError(
+            raise RequestRefused(
                 f"The selection is {n_tokens} tokens; Gearshift handles up to {limit} "
                 f"(gearshift.actions.maxSelectionTokens). Select less; nothing was sent or truncated."
             )
@@ -286,7 +291,7 @@ def register(server) -> None:
 
     @server.feature(types.CODE_ACTION_RESOLVE)
     def resolve_code_action(ls, action: types.CodeAction) -> types.CodeAction:
-        data = action.data or {}
+        data = action.data if isinstance(action.data, dict) else {}  # another client's or a mangled action
         command = data.get("command")
         if command not in ACTIONS:
             return action
@@ -312,7 +317,7 @@ def register(server) -> None:
     async def review(ls, *args) -> dict[str, Any]:
         kind = REVIEW_KINDS.get(_arg(args, "kind", "data_race"))
         if kind is None:
-            raise GearshiftError(f"Unknown review kind {_arg(args, 'kind')!r}; use data_race or security")
+            raise RequestRefused(f"Unknown review kind {_arg(args, 'kind')!r}; use data_race or security")
         return await answer(ls, kind, args, "Data-race review" if kind == "review_data_race" else "Security review")
 
     @server.command("gearshift.reviewSecurity")
@@ -329,13 +334,17 @@ def register(server) -> None:
     @server.command("gearshift.escalate")
     async def escalate(ls, *args) -> dict[str, Any]:
         if args and _arg(args, "uri") is not None:
-            request = selection_request(ls, _arg(args, "task", "explain"), args)
-            if request.task == "review":
-                request = replace(request, task="review_data_race")
+            task = _arg(args, "task", "explain")
+            task = {"review": "review_data_race", "reviewSecurity": "review_security"}.get(task, task)
+            if task not in ESCALATABLE_TASKS:
+                raise RequestRefused(
+                    f"Unknown task {task!r} to escalate; use one of {', '.join(sorted(ESCALATABLE_TASKS))}"
+                )
+            request = selection_request(ls, task, args)
         elif ls.last_action is not None:
             request = ls.last_action
         else:
-            raise GearshiftError("Nothing to escalate yet: run Explain, Refactor or Review on a selection first")
+            raise RequestRefused("Nothing to escalate yet: run Explain, Refactor or Review on a selection first")
         # When the router keeps it local (no key, local-only, never_send), the answer says so and why.
         result = await ActionRunner(ls).run(request, escalate=True)
         if request.task == "refactor":
