@@ -42,6 +42,7 @@ class GearshiftServer(LanguageServer):
         self.last_status: dict[str, Any] = {"state": "loading", "tier": self.settings.models.default_model}
         self._startup: asyncio.Task | None = None
         self.background_tasks: set[asyncio.Task] = set()
+        self._errors_shown: set[str] = set()
         self.settings_listeners: list = []
         """Callbacks run with the server after every accepted settings change."""
 
@@ -122,9 +123,12 @@ class GearshiftServer(LanguageServer):
             log.debug("status notification not sent", exc_info=True)
 
     def show_error(self, message: str) -> None:
+        """A pop-up for what the user must act on, once per message; repeats go to the client's log only."""
         log.error("%s", message)
         try:
-            self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
+            if message not in self._errors_shown:
+                self._errors_shown.add(message)
+                self.window_show_message(types.ShowMessageParams(type=types.MessageType.Error, message=message))
             self.window_log_message(types.LogMessageParams(type=types.MessageType.Error, message=message))
         except Exception:
             log.debug("message not sent", exc_info=True)

@@ -61,3 +61,17 @@ def test_malformed_input_and_stdout_hygiene(tmp_path):
     assert by_id[4]["error"]["code"] == -32601  # method not found
     assert "result" in by_id[5]  # still alive to answer shutdown after all that
     assert b"return 1" not in done.stderr  # document text never logged at INFO
+
+
+@pytest.mark.parametrize(("shutdown_first", "exit_code"), [(True, 0), (False, 1)])
+def test_process_exit_code_follows_the_spec(shutdown_first, exit_code):
+    messages = [{"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"capabilities": {}}}]
+    if shutdown_first:
+        messages.append({"jsonrpc": "2.0", "id": 2, "method": "shutdown"})
+    messages.append({"jsonrpc": "2.0", "method": "exit"})
+    done = subprocess.run(
+        [sys.executable, "-m", "lsp_server", "serve"], input=b"".join(frame(m) for m in messages),
+        capture_output=True, timeout=120,
+    )
+    assert done.returncode == exit_code, done.stderr[-2000:]
+    assert [m["id"] for m in parse_frames(done.stdout) if "id" in m] == [1, 2][: len(messages) - 1]

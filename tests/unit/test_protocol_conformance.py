@@ -141,3 +141,12 @@ async def test_lone_surrogates_reach_no_encoder(wire):
     await wire.settle()
     error = only_error(wire, 11)  # no model here: the model error, not a UnicodeEncodeError
     assert "no-such-model" in error["message"] or "model" in error["message"].lower()
+
+
+async def test_the_same_settings_mistake_pops_up_once(wire):
+    wire.initialize()
+    for _ in range(3):
+        wire.feed({"jsonrpc": "2.0", "method": "workspace/didChangeConfiguration",
+                   "params": {"settings": {"gearshift": {"completion": {"maxTokens": -5}}}}})
+    await wire.settle()
+    assert len(wire.pop_ups()) == 1, wire.pop_ups()
