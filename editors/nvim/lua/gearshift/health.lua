@@ -19,7 +19,7 @@ function M.check()
   health.info('renderer: ' .. gearshift.renderer() .. ' (configured: ' .. tostring(gearshift.config.renderer) .. ')')
 
   health.start('Server')
-  local cmd = gearshift.resolve_cmd(gearshift.config.cmd)
+  local cmd = gearshift.with_log_file(gearshift.resolve_cmd(gearshift.config.cmd))
   if type(cmd) == 'table' then
     if vim.fn.executable(cmd[1]) == 1 then
       health.ok('server command: ' .. table.concat(cmd, ' '))

@@ -594,7 +594,7 @@ local function no_cloud_reason(report)
     return 'cloud.localOnly is set'
   end
   if type(cloud) == 'table' and value(cloud.available) == false then
-    return 'no cloud API key is set (ANTHROPIC_API_KEY or gearshift.cloud.apiKey)'
+    return 'no cloud API key (ANTHROPIC_API_KEY or cloud.apiKey)'
   end
   return nil
 end
@@ -624,7 +624,8 @@ function M.escalate(cmd_opts)
   M.execute('gearshift.status', {}, function(report)
     local why = no_cloud_reason(report)
     if why then
-      warn(('not escalated: %s; the local answer stands'):format(why))
+      -- One short line: a longer one would stop at a hit-enter prompt.
+      warn(('not escalated: %s'):format(why))
       return
     end
     M.progress('asking the cloud…')
