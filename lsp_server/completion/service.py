@@ -220,6 +220,8 @@ class CompletionService:
         outcome.tokens_per_s = round(result.decode_tokens_per_s, 1)
         outcome.time_to_first_token_ms = round(result.time_to_first_token_s * 1000, 1)
         outcome.generated_tokens = result.n_generated_tokens
+        # How much of the prompt this request evaluated: what cursor hints and prewarm are meant to shrink.
+        outcome.extras.update(promptTokens=result.n_prompt_tokens, reusedTokens=result.n_reused_tokens)
         outcome.stop_reason = result.stop_reason
         if shift:
             outcome.shift = {
@@ -291,7 +293,7 @@ class CompletionService:
             engine.set_n_threads(rung.n_threads)
         return await engine.generate(request, cancel)
 
-    async def prewarm(self, doc: DocumentSnapshot, since: float | None = None, *, guessed: bool = False) -> None:
+    async def prewarm(self, doc: DocumentSnapshot, since: float | None = None, *, guessed: bool = False) -> bool:
         """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens.
 
         ``since``: when the change this prewarm follows happened (monotonic); a completion requested after it
@@ -299,18 +301,20 @@ class CompletionService:
         ``guessed``: the cursor is a guess (a file just opened): warm only a window that reaches back to the
         file's start, which the prompt wherever the user starts typing shares; elsewhere the guess would hold
         the engine's thread for nothing when the first real request comes.
+        Returns whether a prompt was evaluated (False: nothing to warm, or warming now would not help).
         """
         if since is not None and self._requested_at.get(doc.uri, -math.inf) >= since:
-            return
+            return False
         rung = self.guard.expected_rung()  # warming another rung's window would evict the one about to be used
         engine = self.tiers.get_loaded(rung.model)
         if engine is None or looks_binary(doc.text, doc.offset):
-            return
+            return False
         ctx = self._context(doc, engine, rung)
         if guessed and ctx.prefix_start > 0:
-            return
+            return False
         template = self.template(engine)
         await engine.prewarm(self._prompt(template, doc, ctx))
+        return True
 
     def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
         """The cursor's context with the prompt window ``rung`` allows (the same for a request and its prewarm)."""

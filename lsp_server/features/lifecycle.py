@@ -8,9 +8,12 @@ import time
 
 from lsprotocol import types
 
-from lsp_server.documents import DocumentError, snapshot
+from lsp_server.documents import DocumentError, find_open_document, snapshot
 
 log = logging.getLogger(__name__)
+
+CURSOR_NOTIFICATION = "gearshift/cursor"
+"""Client → server: where the cursor rests in the active document (docs/protocol.md)."""
 
 # Pre-warm after the user pauses this long, so a burst of keystrokes does not queue evaluations.
 _PREWARM_IDLE_S = 0.4
@@ -51,7 +54,8 @@ def register(server) -> None:
             doc = snapshot(ls.workspace, uri, position)
         except DocumentError:
             return  # closed or shrunk meanwhile: nothing to warm
-        await ls.completions.prewarm(doc, since, guessed=guessed)
+        if await ls.completions.prewarm(doc, since, guessed=guessed):
+            ls.send_status({"prewarmed": {"uri": uri, "line": position.line, "character": position.character}})
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls, params: types.DidOpenTextDocumentParams) -> None:
@@ -69,6 +73,21 @@ def register(server) -> None:
             line = last.range.start.line + text.count("\n")
             character = len(text.rsplit("\n", 1)[-1]) + (last.range.start.character if "\n" not in text else 0)
             schedule_prewarm(ls, params.text_document.uri, types.Position(line=line, character=character))
+
+    @server.feature(CURSOR_NOTIFICATION)
+    def on_cursor(ls, params) -> None:
+        # LSP never says where the cursor is until the first request; the client's hint lets the prompt there be
+        # evaluated while the user reads, so the first keystroke in a file pays only for what it changed.
+        try:
+            uri = params.textDocument.uri
+            position = types.Position(line=int(params.position.line), character=int(params.position.character))
+        except (AttributeError, TypeError, ValueError):
+            log.debug("ignored a malformed %s notification", CURSOR_NOTIFICATION)
+            return
+        if not isinstance(uri, str) or position.line < 0 or position.character < 0:
+            return
+        if find_open_document(ls.workspace, uri) is not None:
+            schedule_prewarm(ls, uri, position)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls, params: types.DidCloseTextDocumentParams) -> None:
