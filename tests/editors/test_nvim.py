@@ -323,3 +323,14 @@ def test_markdown_buffer_is_not_served_and_says_so(commands: dict):
     assert "notes.md is not served" in commands["md_status"]
     health = commands["md_health"]
     assert "notes.md (markdown) is not served" in health, health
+
+
+def test_builtin_renderer_asks_nothing_for_a_hidden_buffer(tmp_path):
+    """Built-in renderer: after a ghost in a .py buffer, `:e notes.md` and typing there sends no request
+    (it sent ones for the hidden .py buffer at the markdown cursor) and raises no Lua error."""
+    facts = run_script("builtin_switch.lua", tmp_path, 60)
+    if facts["renderer"] != "builtin":
+        pytest.skip("this Neovim has no vim.lsp.inline_completion (0.12+)")
+    assert facts["requests_after_switch"] == [], facts["requests_after_switch"]
+    assert "Error" not in facts["messages_after_switch"] and "Invalid window" not in facts["messages_after_switch"]
+    assert facts["ghost_back"] is True

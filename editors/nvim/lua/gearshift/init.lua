@@ -271,10 +271,32 @@ local function set_keymaps(bufnr)
   end
 end
 
+--- The built-in renderer, enabled in the current buffer only. Its per-buffer state (0.12-dev) listens
+--- to InsertEnter / CursorMovedI in every buffer (the autocommands name no buffer): enabled in a
+--- hidden buffer, it asked for that buffer at the current window's cursor and drew into window -1
+--- ("Invalid window id: -1" after `:e other.md`). Per buffer: the filter takes `bufnr` or
+--- `client_id`, not both.
+local function builtin_follow_current(bufnr)
+  local ic = vim.lsp.inline_completion
+  local group = vim.api.nvim_create_augroup('gearshift.builtin.' .. bufnr, { clear = true })
+  vim.api.nvim_create_autocmd('BufEnter', {
+    group = group, buffer = bufnr,
+    callback = function() ic.enable(true, { bufnr = bufnr }) end,
+  })
+  vim.api.nvim_create_autocmd('BufLeave', {
+    group = group, buffer = bufnr,
+    callback = function() ic.enable(false, { bufnr = bufnr }) end,
+  })
+  vim.api.nvim_create_autocmd('LspDetach', {
+    group = group, buffer = bufnr,
+    callback = function() pcall(vim.api.nvim_del_augroup_by_id, group) end,
+  })
+  ic.enable(vim.api.nvim_get_current_buf() == bufnr, { bufnr = bufnr })
+end
+
 local function on_attach(client, bufnr)
   if M.renderer() == 'builtin' then
-    -- Per buffer: the filter takes `bufnr` or `client_id`, not both (0.12).
-    vim.lsp.inline_completion.enable(true, { bufnr = bufnr })
+    builtin_follow_current(bufnr)
   else
     require('gearshift.ghost').attach(bufnr, client.id)
   end
