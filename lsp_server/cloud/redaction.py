@@ -2,12 +2,17 @@
 
 Two families of detectors:
 
-* token shapes that are secrets wherever they appear (PEM private keys, AWS
-  access key ids, GitHub, Anthropic, OpenAI, Slack, Stripe and Google keys,
-  JWTs, bearer tokens, passwords inside URLs);
+* token shapes that are secrets wherever they appear (PEM private keys, also
+  when a selection starts inside the block, AWS access key ids, GitHub,
+  Anthropic, OpenAI, Slack, Stripe and Google keys, Slack webhook URLs, JWTs,
+  bearer tokens, passwords inside URLs);
 * assignments of a *literal* value to a name that says it is secret
   (``password``, ``secret``, ``token``, ``api_key``, ...), in the forms
-  Python, JS/TS, Go, JSON, YAML, shell and ``.env`` files use.
+  Python (f-strings too), JS/TS, Go, JSON, YAML, shell and ``.env`` files
+  use, ``name=value`` pairs in connection strings, query strings and command
+  lines, XML elements, the fallback of an environment lookup
+  (``os.getenv("DB_PASSWORD", "...")``), and INI values shaped like a
+  credential.
 
 Only the secret value is replaced; names, quotes and the surrounding code are
 kept so the model still understands the code.  Expressions are never
@@ -93,6 +98,11 @@ _TOKEN_PATTERNS: list[tuple[str, re.Pattern[str], int | str]] = [
     ("huggingface_token", re.compile(r"(?<![\w])hf_[A-Za-z0-9]{30,}"), 0),
     ("google_api_key", re.compile(r"(?<![\w])AIza[0-9A-Za-z_-]{35}"), 0),
     ("slack_token", re.compile(r"(?<![\w])(?:xox[abposre]|xapp)-[A-Za-z0-9-]{10,}"), 0),
+    (
+        "slack_webhook",
+        re.compile(r"\bhooks\.slack\.com/(?:services|workflows|triggers)/(?P<secret>[A-Za-z0-9_/-]{8,})"),
+        "secret",
+    ),
     ("jwt", re.compile(r"(?<![\w-])eyJ[A-Za-z0-9_-]{5,}\.eyJ[A-Za-z0-9_-]{5,}\.[A-Za-z0-9_-]*"), 0),
     (
         "bearer_token",
@@ -210,7 +220,7 @@ _QUOTED_ASSIGNMENT = re.compile(
     r"(?:[ \t]*:[ \t]*[A-Za-z_][\w.\[\], |]*?(?=[ \t]*=))?"
     r"(?:[ \t]+[A-Za-z_][\w.\[\]]*(?=[ \t]*=))?"
     r"[ \t]*(?P<op>===|!==|==|!=|:=|=>|=|:)[ \t]*"
-    r"(?:[bru]|rb|br)?(?P<quote>\"\"\"|'''|[\"'`])(?P<secret>(?:(?!(?P=quote))[^\\\n]|\\.)+?)(?P=quote)"
+    r"(?P<prefix>[bruf]|rb|br|fr|rf)?(?P<quote>\"\"\"|'''|[\"'`])(?P<secret>(?:(?!(?P=quote))[^\\\n]|\\.)+?)(?P=quote)"
 )
 
 # .env / shell / .properties: NAME=value or export NAME=value, unquoted, at the start of a line, no spaces.
@@ -224,6 +234,29 @@ _BARE_ASSIGNMENT = re.compile(
     rf"(?im)^[ \t]*(?:-[ \t]+)?(?P<name>{_NAME})[ \t]*:[ \t]*"
     r"(?P<secret>[^\s\"'`$&*!|>{\[(#%][^\n#]*?)[ \t]*(?:[ \t]#.*)?$"
 )
+
+# name=value inside a connection string, a query string or a command line: after ";", "&", "?", a quote or
+# "--" (`"Server=db;Password=x;"`, `?access_token=x`, `--password=x`), never a keyword argument `f(password=pw)`.
+_PAIR_ASSIGNMENT = re.compile(
+    rf"(?i)(?:(?<=[;&?\"'`])|(?<=--)|(?<=; ))(?P<name>{_NAME})[ \t]*(?P<op>=)[ \t]*"
+    r"(?P<secret>[^\s;&\"'`<>$%{#\\][^\s;&\"'`<>\\]*)"
+)
+
+# <password>value</password> in XML configuration (Maven settings, .NET, Tomcat).
+_XML_ELEMENT = re.compile(rf"(?i)<(?P<name>{_NAME})>[ \t]*(?P<secret>[^<\s][^<\n]*?)[ \t]*</(?P=name)>")
+
+# The fallback of an environment lookup: os.getenv("DB_PASSWORD", "hunter2"), process.env.X || "hunter2".
+_ENV_DEFAULT = re.compile(
+    rf"(?i)(?:getenv|environ\.get|env\.get|Getenv|fetch)\(\s*[\"'](?P<name>{_NAME})[\"']\s*,\s*"
+    r"(?P<quote>[\"'`])(?P<secret>(?:(?!(?P=quote))[^\\\n]|\\.)+?)(?P=quote)"
+)
+
+# INI, TOML-ish and .properties `name = value` without quotes, spaces around "=": the value is one word
+# that is not code (`password = get()`, `api_key = settings.api_key` and `token = tok` are code).
+_INI_ASSIGNMENT = re.compile(
+    rf"(?im)^[ \t]*(?P<name>{_NAME})[ \t]+=[ \t]+(?P<secret>[^\s\"'`(){{}}\[\],;#$%]{{3,}})[ \t]*(?:[#;].*)?$"
+)
+_IDENTIFIER_PATH = re.compile(r"^[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*$")
 
 _COMPARISON_OPS = frozenset({"==", "!=", "===", "!=="})
 
@@ -289,6 +322,8 @@ def _assignment_kind(match: re.Match[str], *, bare: bool) -> str | None:
     kind, qualified = found
     if len(value) < (3 if bare else 4) or value.lower() in (segment.lower(), kind, *_SECRET_WORDS):
         return None  # `password: "password"` is an enum, `Name = "name"` a constant
+    if "f" in (match.groupdict().get("prefix") or "").lower() and re.fullmatch(r"\{[^{}]*\}", value):
+        return None  # f"{password}" is the variable, not a literal
     if _PLACEHOLDER_LIKE.match(value) or _CONCATENATION.match(value) or _NAME_LIKE_VALUE.match(value):
         return None
     if _PATH_LIKE.match(value):
@@ -308,12 +343,32 @@ def _assignment_kind(match: re.Match[str], *, bare: bool) -> str | None:
     return kind
 
 
+_NUMBER = re.compile(r"^[+-]?(?:0[xob][0-9a-f_]+|[\d_]*\.?[\d_]+(?:e[+-]?\d+)?)$", re.IGNORECASE)
+
+
+def _ini_kind(match: re.Match[str]) -> str | None:
+    value = match.group("secret")
+    if _IDENTIFIER_PATH.match(value) or _NUMBER.match(value):
+        return None  # `api_key = settings.api_key`, `password = None`, `CHARS_PER_TOKEN = 3.5` are code
+    kind = _assignment_kind(match, bare=True)
+    if kind == "token" and not _looks_like_credential(value):
+        return None
+    return kind
+
+
 def _assignment_spans(text: str) -> Iterator[_Span]:
-    for priority, (regex, bare) in enumerate(
-        [(_QUOTED_ASSIGNMENT, False), (_ENV_ASSIGNMENT, True), (_BARE_ASSIGNMENT, True)], start=100
-    ):
+    detectors: list[tuple[re.Pattern[str], Callable[[re.Match[str]], str | None]]] = [
+        (_QUOTED_ASSIGNMENT, lambda m: _assignment_kind(m, bare=False)),
+        (_ENV_ASSIGNMENT, lambda m: _assignment_kind(m, bare=True)),
+        (_BARE_ASSIGNMENT, lambda m: _assignment_kind(m, bare=True)),
+        (_PAIR_ASSIGNMENT, lambda m: _assignment_kind(m, bare=True)),
+        (_XML_ELEMENT, lambda m: _assignment_kind(m, bare=True)),
+        (_ENV_DEFAULT, lambda m: _assignment_kind(m, bare=False)),
+        (_INI_ASSIGNMENT, _ini_kind),
+    ]
+    for priority, (regex, kind_of) in enumerate(detectors, start=100):
         for match in regex.finditer(text):
-            kind = _assignment_kind(match, bare=bare)
+            kind = kind_of(match)
             if kind is not None:
                 start, end = match.span("secret")
                 yield _Span(start, end, kind, priority)
@@ -334,7 +389,87 @@ def _token_spans(text: str) -> Iterator[_Span]:
             yield _Span(start, end, kind, priority)
 
 
-_DETECTORS: list[Callable[[str], Iterator[_Span]]] = [_token_spans, _assignment_spans]
+_PEM_END = re.compile(r"-----END[ A-Z0-9]*PRIVATE KEY(?: BLOCK)?-----")
+_KEY_LINE = re.compile(r"[A-Za-z0-9+/]+={0,2}|(?:Proc-Type|DEK-Info|Comment): .*")
+_KEY_LINE_NOISE = " \t\"'`(),+;"
+_MOST_KEY_LINES = 400  # a 16384-bit RSA key in PEM is about 200 lines
+
+
+def _pem_tail_spans(text: str) -> Iterator[_Span]:
+    """A selection that starts inside a private key block: the key lines before its END line, found by
+    walking back from END line by line (real newlines or ``\\n`` escapes), so there is no backtracking."""
+    for end in _PEM_END.finditer(text):
+        start = cursor = end.start()
+        material = False
+        for _ in range(_MOST_KEY_LINES):
+            if cursor <= 0:
+                break
+            newline, escaped = text.rfind("\n", 0, cursor), text.rfind("\\n", 0, cursor)
+            segment_start = max(newline + 1, escaped + 2 if escaped >= 0 else 0)
+            segment = text[segment_start:cursor]
+            stripped = segment.strip(_KEY_LINE_NOISE)
+            if stripped:
+                if not _KEY_LINE.fullmatch(stripped):
+                    break
+                start = segment_start + segment.index(stripped)
+                material = material or len(stripped) >= 16
+            cursor = newline if segment_start == newline + 1 else escaped
+        if material and not text.startswith("[REDACTED:", start):
+            yield _Span(start, end.end(), "private_key", 0)
+
+
+# A line that is nothing but base64 (in a string literal, perhaps): a line of a key block that a selection
+# took without its BEGIN and END lines.
+_BASE64_LINE = re.compile(
+    r"(?m)^[ \t]*[\"'`]?(?P<secret>[A-Za-z0-9+/]{16,}={0,2})(?:\\n)?[\"'`]?[ \t]*[+,]?[ \t]*\r?$"
+)
+_PEM_WIDTH = 64
+
+
+def _looks_like_key_line(value: str) -> bool:
+    """Random base64, not a word or an identifier (PydanticDeprecatedSince20): digits, upper and lower case
+    letters and a ``+``, ``/`` or padding, which no identifier has.  (The last line of a key block has a
+    two in three chance of padding; without it and without + or /, a selection of that line alone is
+    not recognised.)"""
+    return (
+        re.search(r"\d", value) is not None
+        and re.search(r"[A-Z]", value) is not None
+        and re.search(r"[a-z]", value) is not None
+        and re.search(r"[+/=]", value) is not None
+    )
+
+
+def _key_line_spans(text: str) -> Iterator[_Span]:
+    """Runs of base64-only lines: a run with a line of the PEM width (64) is a key block, and any other line
+    in it that looks random is key material too."""
+    run: list[re.Match[str]] = []
+
+    def flush() -> Iterator[_Span]:
+        if not run:
+            return
+        values = [match.group("secret") for match in run]
+        if any(len(value.rstrip("=")) == _PEM_WIDTH or len(value) == _PEM_WIDTH for value in values):
+            if not all(re.fullmatch(r"[0-9a-fA-F]+", value) for value in values):  # not hex digests
+                yield _Span(run[0].start("secret"), run[-1].end("secret"), "private_key", 0)
+            return
+        for match in run:
+            if _looks_like_key_line(match.group("secret")):
+                yield _Span(match.start("secret"), match.end("secret"), "private_key", 0)
+
+    for match in _BASE64_LINE.finditer(text):
+        if run and text.count("\n", run[-1].end(), match.start()) > 1:
+            yield from flush()
+            run = []
+        run.append(match)
+    yield from flush()
+
+
+_DETECTORS: list[Callable[[str], Iterator[_Span]]] = [
+    _token_spans,
+    _pem_tail_spans,
+    _key_line_spans,
+    _assignment_spans,
+]
 
 
 def redact(text: str) -> RedactionResult:

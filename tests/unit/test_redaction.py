@@ -32,6 +32,13 @@ PEM = (
     "-----END RSA " + "PRIVATE KEY-----"
 )
 
+PEM_LINES = [  # a PEM body as it is wrapped: 64 characters a line, the last one shorter
+    "MIIEvQIBADANBgkqhkiG9w0BAQEFAASCBKcwggSjAgEAAoIBAQC7VJTUt9Us8cKj",
+    "MzEfYyjiWA4R4/M2bS1GB4t7NXp98C3SC6dVMvDuictGeurT8jNbvJZHtCSuYEvu",
+    "NMoSfm76oqFvAp8Gy0iz5sxjZmSnXyCdPEovGhLa0VzMaQ8s+CLOyS56YyCFGeJZ",
+    "Q0RpJJaNBDVnzrMoV4S2pHuE84ALq3e8c2i1FqLYbdA5==",
+]
+
 
 def R(kind: str) -> str:  # noqa: N802 - reads like the placeholder it builds
     return f"[REDACTED:{kind}]"
@@ -149,6 +156,66 @@ REDACTED = [
         id="huggingface-token",
     ),
     pytest.param('API_KEY_2 = "0123abcd"', f'API_KEY_2 = "{R("api_key")}"', id="numbered-suffix"),
+    # found by the privacy audit (tests/unit/test_privacy_audit.py)
+    pytest.param('password = f"hunter2-pw"', f'password = f"{R("password")}"', id="python-f-string"),
+    pytest.param(
+        'cs = "Server=db;User Id=sa;Password=Hunter2pw;"',
+        f'cs = "Server=db;User Id=sa;Password={R("password")};"',
+        id="dotnet-connection-string",
+    ),
+    pytest.param(
+        'url = "jdbc:mysql://db/app?user=sa&password=hunter2pw"',
+        f'url = "jdbc:mysql://db/app?user=sa&password={R("password")}"',
+        id="jdbc-query-parameter",
+    ),
+    pytest.param(
+        "curl 'https://api.example.com/v1?access_token=a1b2c3d4e5'",
+        f"curl 'https://api.example.com/v1?access_token={R('token')}'",
+        id="query-string-token",
+    ),
+    pytest.param(
+        'run("mysql -u root --password=hunter2pw app")',
+        f'run("mysql -u root --password={R("password")} app")',
+        id="command-line-flag",
+    ),
+    pytest.param(
+        "<password>hunter2pw</password>", f"<password>{R('password')}</password>", id="xml-element"
+    ),
+    pytest.param(
+        'pw = os.getenv("DB_PASSWORD", "hunter2pw")',
+        f'pw = os.getenv("DB_PASSWORD", "{R("password")}")',
+        id="getenv-default",
+    ),
+    pytest.param(
+        "aws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY",
+        f"aws_secret_access_key = {R('api_key')}",
+        id="ini-unquoted-credential",
+    ),
+    pytest.param(
+        'SLACK_WEBHOOK = "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefghijklmnopqrstuvwx"',
+        f'SLACK_WEBHOOK = "https://hooks.slack.com/services/{R("slack_webhook")}"',
+        id="slack-webhook-url",
+    ),
+    pytest.param(
+        PEM.split("\n", 1)[1] + "\n\ndef load():\n    return KEY\n",
+        R("private_key") + "\n\ndef load():\n    return KEY\n",
+        id="pem-selection-starting-inside-the-block",
+    ),
+    pytest.param(
+        '"' + PEM.split("\n", 1)[1].replace("\n", "\\n") + '\\n",\n  "client_email": "x@y.iam"',
+        '"' + R("private_key") + '\\n",\n  "client_email": "x@y.iam"',
+        id="pem-escaped-selection-starting-inside-the-block",
+    ),
+    pytest.param(
+        "".join(line + "\n" for line in PEM_LINES) + "x = 1\n",
+        R("private_key") + "\nx = 1\n",
+        id="pem-lines-without-begin-or-end",
+    ),
+    pytest.param(
+        "KEY_TAIL = (\n    'cGxhbnRlZC1rZXktdGFpbA4+Zx9Q=='\n)\n",
+        f"KEY_TAIL = (\n    '{R('private_key')}'\n)\n",
+        id="lone-line-of-random-base64",
+    ),
 ]
 
 NOT_REDACTED = [
@@ -203,6 +270,23 @@ NOT_REDACTED = [
     pytest.param(
         "contain -----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY----- )", id="pem-markers-in-prose"
     ),
+    pytest.param('password = f"{password}"', id="f-string-of-the-variable"),
+    pytest.param("connect(host=host, password=password)", id="keyword-argument"),
+    pytest.param('url = base + "?access_token=" + token', id="query-string-concatenation"),
+    pytest.param('url = f"{base}?access_token={token}"', id="query-string-interpolation"),
+    pytest.param('cmd = "mysql --password=%s" % pw', id="command-line-format"),
+    pytest.param('cmd = "mysql --password=$DB_PASSWORD"', id="command-line-variable"),
+    pytest.param('cmd = "login --token=#{token}"', id="ruby-interpolation"),
+    pytest.param("<password>${db.password}</password>", id="xml-placeholder"),
+    pytest.param('os.getenv("DB_PASSWORD", "")', id="getenv-empty-default"),
+    pytest.param("api_key = settings.cloud.api_key_value", id="ini-shaped-attribute-path"),
+    pytest.param("token = tokens.next_token", id="ini-shaped-code"),
+    pytest.param("EST_CHARS_PER_TOKEN = 3.5", id="ini-shaped-number"),
+    pytest.param("MAX_TOKEN = 0x7fff", id="ini-shaped-hex-number"),
+    pytest.param("  SomeEnumMember\n  OtherEnumMember\n", id="identifier-lines-are-not-key-lines"),
+    pytest.param("    PydanticDeprecatedSince20,\n    PydanticDeprecatedSince211,\n", id="identifiers-with-digits"),
+    pytest.param("".join(f"{n:064x}\n" for n in range(3)), id="hex-digest-lines"),
+    pytest.param("x = 1\n-----END PRIVATE KEY-----\n", id="end-marker-after-code"),
 ]
 
 
@@ -261,6 +345,20 @@ def test_redaction_is_idempotent() -> None:
     once = redact(source).text
     assert redact(once).text == once
     assert redact(once).redactions == []
+
+
+def test_redaction_of_pairs_elements_and_key_lines_is_idempotent() -> None:
+    source = (
+        'cs = "Server=db;Password=Hunter2pw;"\n<password>hunter2pw</password>\n'
+        'os.getenv("API_TOKEN", "a1b2c3d4e5f6")\naws_secret_access_key = wJalrXUtnFEMI/K7MDENG/bPxRfiCYEXAMPLEKEY\n'
+        "hook = 'https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefghijklmnopqrstuvwx'\n"
+        + "".join(line + "\n" for line in PEM_LINES)
+        + "-----END PRIVATE KEY-----\n"
+    )
+    once = redact(source)
+    assert once.count == 6 and "Hunter2pw" not in once.text and PEM_LINES[1] not in once.text
+    assert redact(once.text).text == once.text
+    assert redact(once.text).redactions == []
 
 
 def test_empty_text() -> None:
