@@ -10,7 +10,7 @@
 
 import * as fs from "node:fs";
 import * as os from "node:os";
-import type { CancellationToken, LogOutputChannel } from "vscode";
+import type { CancellationToken, LogOutputChannel, TextEditor } from "vscode";
 import {
   ExecuteCommandRequest,
   LanguageClient,
@@ -23,9 +23,10 @@ import {
   WorkDoneProgressCancelNotification,
 } from "vscode-languageclient/node";
 import type { GearshiftConnection } from "./connection";
+import { CursorHints } from "./cursorHints";
 import { anchorAtCursor, askAgainWhenFinished } from "./inlineCompletion";
 import type { StatusParams } from "./protocol";
-import { STATUS_NOTIFICATION, ServerCommand, progressTitle } from "./protocol";
+import { CURSOR_NOTIFICATION, STATUS_NOTIFICATION, ServerCommand, progressTitle } from "./protocol";
 import { describeCommand, resolveServerCommand, type ServerCommand as ResolvedCommand } from "./serverCommand";
 import { CONFIG_SECTION, buildServerSettings, didChangeConfigurationPayload, serverSettingKeys } from "./settings";
 import type { StatusBar } from "./statusBar";
@@ -130,6 +131,7 @@ export class ServerManager {
   private client: LanguageClient | undefined;
   private connection_: GearshiftConnection | undefined;
   private escalateFallback: api.Disposable | undefined;
+  private cursorHints: { dispose(): unknown }[] = [];
   private starting: Promise<void> | undefined;
 
   constructor(private readonly hooks: ClientHooks) {}
@@ -222,6 +224,7 @@ export class ServerManager {
         });
       return;
     }
+    this.startCursorHints(client);
     const commands = client.initializeResult?.capabilities.executeCommandProvider?.commands ?? [];
     output.info(`Gearshift server running; commands: ${commands.join(", ") || "none"}`);
     if (!commands.includes(ServerCommand.escalate)) {
@@ -230,6 +233,27 @@ export class ServerManager {
         void api.showWarningMessage("Gearshift: this server does not offer escalation to the cloud.");
       });
     }
+  }
+
+  /** Tell the server where the cursor rests, so it evaluates that prompt before the first keystroke. */
+  private startCursorHints(client: LanguageClient): void {
+    const hints = new CursorHints((params) => void client.sendNotification(CURSOR_NOTIFICATION, params));
+    const hintAt = (editor: TextEditor | undefined): void => {
+      if (editor?.document.uri.scheme !== "file" || client.state !== State.Running) {
+        return; // only documents the client syncs (documentSelector: file)
+      }
+      const { line, character } = editor.selection.active;
+      hints.moved(client.code2ProtocolConverter.asUri(editor.document.uri), line, character);
+    };
+    this.cursorHints = [
+      hints,
+      api.onDidChangeActiveTextEditor((editor) => {
+        hints.forget(); // back in a file: its prompt may have left the server's cache meanwhile
+        hintAt(editor);
+      }),
+      api.onDidChangeTextEditorSelection((e) => hintAt(e.textEditor)),
+    ];
+    hintAt(api.activeTextEditor());
   }
 
   /** Tell the running server about changed settings. */
@@ -244,6 +268,8 @@ export class ServerManager {
   }
 
   async stop(): Promise<void> {
+    this.cursorHints.forEach((d) => d.dispose());
+    this.cursorHints = [];
     this.escalateFallback?.dispose();
     this.escalateFallback = undefined;
     const client = this.client;

@@ -6,6 +6,14 @@
 
 export const STATUS_NOTIFICATION = "gearshift/status";
 
+/** Client → server: where the cursor rests in the active document. */
+export const CURSOR_NOTIFICATION = "gearshift/cursor";
+
+export interface CursorParams {
+  textDocument: { uri: string };
+  position: { line: number; character: number };
+}
+
 /** Commands the server runs through `workspace/executeCommand`. */
 export const ServerCommand = {
   explain: "gearshift.explain",

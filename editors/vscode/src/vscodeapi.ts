@@ -61,6 +61,16 @@ export function activeTextEditor(): vscode.TextEditor | undefined {
   return vscode.window.activeTextEditor;
 }
 
+export function onDidChangeActiveTextEditor(listener: (editor: vscode.TextEditor | undefined) => unknown): vscode.Disposable {
+  return vscode.window.onDidChangeActiveTextEditor(listener);
+}
+
+export function onDidChangeTextEditorSelection(
+  listener: (e: vscode.TextEditorSelectionChangeEvent) => unknown,
+): vscode.Disposable {
+  return vscode.window.onDidChangeTextEditorSelection(listener);
+}
+
 export function showInformationMessage(message: string, ...items: string[]): Thenable<string | undefined> {
   return vscode.window.showInformationMessage(message, ...items);
 }

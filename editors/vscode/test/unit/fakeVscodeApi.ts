@@ -79,6 +79,8 @@ export const onDidGrantWorkspaceTrust = vi.fn(() => ({ dispose: vi.fn() }));
 export const isWorkspaceTrusted = vi.fn(() => true);
 export const workspaceFolderPaths = vi.fn((): string[] => []);
 export const activeTextEditor = vi.fn((): FakeEditor | undefined => undefined);
+export const onDidChangeActiveTextEditor = vi.fn((_listener: unknown) => ({ dispose: vi.fn() }));
+export const onDidChangeTextEditorSelection = vi.fn((_listener: unknown) => ({ dispose: vi.fn() }));
 export const showInformationMessage = vi.fn((..._args: unknown[]) => Promise.resolve<string | undefined>(undefined));
 export const showWarningMessage = vi.fn((..._args: unknown[]) => Promise.resolve<string | undefined>(undefined));
 export const showErrorMessage = vi.fn((..._args: unknown[]) => Promise.resolve<string | undefined>(undefined));
