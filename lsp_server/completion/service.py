@@ -23,7 +23,7 @@ from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context, indent_width
 from lsp_server.completion.fim import FimTemplate, template_for
-from lsp_server.completion.postprocess import make_stop_checker, postprocess
+from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
 from lsp_server.completion.split import MiddleSplitter, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.inference.gguf import read_gguf
@@ -82,6 +82,8 @@ class _Job:
     ctx: CompletionContext
     rung: Rung
     started: float
+    checker: StopChecker | None = None
+    """The request's stop checker: which rule, if any, stopped the generation."""
 
 
 def _handing_over(future: asyncio.Future) -> Callable[[FirstAnswer], None]:
@@ -142,15 +144,16 @@ class CompletionService:
         ctx = self._context(doc, engine, rung)
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
+        checker = make_stop_checker(ctx, settings.max_lines)
         request = GenerationRequest(
             prompt=self._prompt(template, doc, ctx),
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
             prompt_lookup=rung.prompt_lookup,
-            should_stop=make_stop_checker(ctx, settings.max_lines),
+            should_stop=checker,
         )
-        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started)
+        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker)
         if cancel is None:
             cancel = CancelToken()
         early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
@@ -217,6 +220,10 @@ class CompletionService:
         else:
             truncated = result.stop_reason in ("length", "time_budget")
             outcome = self._shown(job, result.text, result.token_logprobs, truncated=truncated)
+            if result.stop_reason == "stop" and job.checker is not None and job.checker.rule:
+                outcome.extras["stopped_by"] = job.checker.rule
+                if outcome.suggestion is None and not outcome.extras.get("rules"):
+                    outcome.hidden_reason = f"removed by {job.checker.rule}"  # the stop rule cut all of it
         outcome.tokens_per_s = round(result.decode_tokens_per_s, 1)
         outcome.time_to_first_token_ms = round(result.time_to_first_token_s * 1000, 1)
         outcome.generated_tokens = result.n_generated_tokens
@@ -254,6 +261,7 @@ class CompletionService:
             if outcome.suggestion is not None:
                 break
             outcome = self._shown(job, text, answer.token_logprobs, truncated=True, cut=cut)
+            outcome.extras["early_cut"] = True
         return outcome
 
     def _shown(
@@ -264,9 +272,11 @@ class CompletionService:
         settings = self.settings.completion
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
         continuation = _heal(_dedent_start(generated[:cut], job.ctx), job.ctx)
-        kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated)
+        rules: list[str] = []
+        kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated, trace=rules)
+        outcome.extras.update(rules=rules, generated=generated)
         if not kept:
-            outcome.hidden_reason = "filtered by stop rules or parse check"
+            outcome.hidden_reason = f"removed by {rules[-1]}" if rules else "nothing after the cursor"
         else:
             outcome.confidence = round(confidence_of_kept(logprobs, generated, kept), 3)
             if outcome.confidence < settings.min_confidence:

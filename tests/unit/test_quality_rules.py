@@ -1,0 +1,116 @@
+"""Rules that removed right answers in benchmarks/quality.py (HumanEval, one masked line), before and after.
+
+Each case is a real masked line: the document with that line emptied (cursor █ where the line goes), what the
+model wrote there (the canonical line, which the raw 0.5B model also wrote), what the pipeline showed before the
+fix, and what it shows now.
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from lsp_server.completion.context import build_context
+from lsp_server.completion.postprocess import make_stop_checker, postprocess
+
+CURSOR = "█"
+_TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
+
+
+def count_tokens(text: str) -> int:
+    return len(_TOKEN.findall(text))
+
+
+def context(source: str):
+    offset = source.index(CURSOR)
+    return build_context(
+        source.replace(CURSOR, "", 1), offset, "python", count_tokens=count_tokens, prefix_tokens=1024,
+        suffix_tokens=128, max_lines=8, path=None,
+    )
+
+
+def shown(source: str, raw: str) -> str | None:
+    return postprocess(raw, context(source), max_lines=8)
+
+
+# HumanEval/31, line 4 (before the fix: None, "repeats_recent").
+IS_PRIME = '''
+def is_prime(n):
+    """Return true if a given number is prime, and false otherwise."""
+    if n < 2:
+        return False
+    for k in range(2, n - 1):
+        if n % k == 0:
+            █
+    return True
+'''
+
+# HumanEval/92, line 3 (before the fix: None, "suffix_duplicate"): the next line is the same text one block out.
+ANY_INT = """
+def any_int(x, y, z):
+    '''True if one of the numbers is the sum of the other two, and all are integers.'''
+    if isinstance(x,int) and isinstance(y,int) and isinstance(z,int):
+        if (x+y==z) or (x+z==y) or (y+z==x):
+            return True
+        █
+    return False
+"""
+
+# HumanEval/1, line 9 (before the fix: None, "repeats_recent"): the same call two lines up is in the `if` block.
+SEPARATE_PAREN_GROUPS = """
+def separate_paren_groups(paren_string):
+    result = []
+    current_string = []
+    current_depth = 0
+
+    for c in paren_string:
+        if c == '(':
+            current_depth += 1
+            current_string.append(c)
+        elif c == ')':
+            current_depth -= 1
+            █
+
+            if current_depth == 0:
+                result.append(''.join(current_string))
+                current_string.clear()
+
+    return result
+"""
+
+
+@pytest.mark.parametrize(
+    "source, raw",
+    [
+        pytest.param(IS_PRIME, "return False", id="HumanEval/31-return-in-a-new-block-is-not-a-repeat"),
+        pytest.param(SEPARATE_PAREN_GROUPS, "current_string.append(c)", id="HumanEval/1-same-call-in-another-branch"),
+        pytest.param(ANY_INT, "return False", id="HumanEval/92-next-line-one-block-out-is-not-a-duplicate"),
+    ],
+)
+def test_a_line_repeated_in_another_block_is_shown(source, raw):
+    assert shown(source, raw) == raw
+
+
+def test_a_duplicate_of_the_next_line_in_another_block_does_not_stop_generation():
+    checker = make_stop_checker(context(ANY_INT), 8)
+    assert checker("return False") is None
+    assert checker("return False\n") is None  # before: 0, the whole line cut
+
+
+@pytest.mark.parametrize(
+    "source, raw",
+    [
+        # The line just above, in the same block: still a copy.
+        pytest.param("def f(values):\n    total = sum(values)\n    █\n", "total = sum(values)", id="copy-of-line-above"),
+        # A sibling two lines up (same depth, nothing less deep between): still a copy.
+        pytest.param("def f():\n    a = compute(1)\n    b = compute(2)\n    █\n", "a = compute(1)", id="copy-of-sibling"),
+    ],
+)
+def test_a_copy_of_a_line_in_the_same_block_is_still_dropped(source, raw):
+    assert shown(source, raw) is None
+
+
+def test_a_duplicate_of_the_next_line_at_its_depth_is_still_cut():
+    source = "def f(values):█\n    return total\n"
+    assert shown(source, "\n    total = sum(values)\n    return total") == "\n    total = sum(values)"
