@@ -13,7 +13,7 @@ in a subprocess with a timeout.  For every masked line three things are measured
   ready (as the VS Code client does) is modelled: "at once" is what the first answer showed, "final" what the
   repeated request showed.
 
-The per-rule table counts, for each rule (stop rule name, ``parse_check``, ``confidence``, ``early_cut``...),
+The per-rule table counts, for each rule (stop rule name, ``parse_check``, ``confidence``...),
 how many right raw answers it removed or truncated into a wrong one, and how many wrong ones it removed.
 A rule that removes more right answers than wrong ones costs more than it saves.
 
@@ -103,8 +103,6 @@ def _verdict(outcome: CompletionOutcome) -> str:
     rules = list(outcome.extras.get("rules", []))
     if outcome.extras.get("stopped_by") not in (None, "single_line"):
         rules.insert(0, outcome.extras["stopped_by"])
-    if outcome.extras.get("early_cut"):
-        rules.append("early_cut")
     return "+".join(rules) if rules else "kept"
 
 

@@ -249,20 +249,19 @@ class CompletionService:
         return outcome
 
     def _shown_early(self, job: _Job, answer: FirstAnswer) -> CompletionOutcome:
-        """``_shown`` for the text so far of a generation still running.
+        """``_shown`` for the text so far of a generation still running: its finished lines only, or nothing.
 
-        Its last line is unfinished, and an unfinished statement rarely parses ("total = sum(values"): where the
-        whole of it does not pass, the longest cut at a word end on that line that does is shown ("total = sum").
+        The unfinished last line is left out whole: any prefix of it can mean something else than the line will
+        (``return`` where the model goes on to write a condition, ``total = sum`` for ``total = sum(values)``,
+        ``x = f(a)`` for ``x = f(a) + 1``), and one that happens to parse says nothing about where the model stops.
+        A single-line position is therefore never answered early: its answer comes when its line ends.
         """
-        text = answer.text
-        line_start = text.rfind("\n") + 1
-        outcome = self._shown(job, text, answer.token_logprobs, truncated=True)
-        for cut in _word_ends(text, line_start)[:MAX_EARLY_CUTS]:
-            if outcome.suggestion is not None:
-                break
-            outcome = self._shown(job, text, answer.token_logprobs, truncated=True, cut=cut)
-            outcome.extras["early_cut"] = True
-        return outcome
+        finished = answer.text[: answer.text.rfind("\n") + 1]
+        if not finished.strip():
+            outcome = CompletionOutcome(suggestion=None, tier=job.rung.name, hidden_reason="no finished line yet")
+            outcome.latency_ms = (time.perf_counter() - job.started) * 1000
+            return outcome
+        return self._shown(job, answer.text, answer.token_logprobs, truncated=False, cut=len(finished))
 
     def _shown(
         self, job: _Job, generated: str, logprobs: list[float], *, truncated: bool, cut: int | None = None
@@ -354,20 +353,6 @@ class CompletionService:
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
         return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))
-
-
-MAX_EARLY_CUTS = 6
-"""Word ends tried (longest first) when an early answer's unfinished line does not parse; each try parses once."""
-
-
-def _word_ends(text: str, start: int) -> list[int]:
-    """Indices just past each word of ``text[start:]`` (identifiers, numbers), last first, the very end excluded."""
-    ends = [
-        i
-        for i in range(max(start, 1), len(text))
-        if (text[i - 1].isalnum() or text[i - 1] == "_") and not (text[i].isalnum() or text[i] == "_")
-    ]
-    return ends[::-1]
 
 
 WINDOW_STEP_TOKENS = 64

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from lsp_server.completion.service import _Job, _word_ends
+from lsp_server.completion.service import _Job
 from lsp_server.documents import DocumentSnapshot
 from lsp_server.inference.types import FirstAnswer
 from tests.unit.fakes import FakeEngine, service_with
@@ -16,37 +16,43 @@ BEFORE = "def total_of(values):\n    "
 AFTER = "\n    return total\n"
 
 
-def early(text: str) -> str | None:
+def early(text: str, before: str = BEFORE, after: str = AFTER) -> str | None:
     engine = FakeEngine()
     service = service_with(engine)
-    doc = DocumentSnapshot("file:///a.py", 1, BEFORE + AFTER, len(BEFORE), "python", "/a.py")
+    doc = DocumentSnapshot("file:///a.py", 1, before + after, len(before), "python", "/a.py")
     rung = service.guard.current
     ctx = service._context(doc, engine, rung)
-    job = _Job(doc.uri, doc.version, BEFORE, AFTER, ctx, rung, time.perf_counter())
+    job = _Job(doc.uri, doc.version, before, after, ctx, rung, time.perf_counter())
     answer = FirstAnswer(text=text, token_logprobs=[-0.05] * 6, time_to_first_token_s=0.05, decode_tokens_per_s=20.0)
     outcome = service._shown_early(job, answer)
     if outcome.suggestion is not None:
         # Shown means cached for typed-ahead hits, like any suggestion.
-        assert service.cache.lookup(doc.uri, BEFORE, AFTER).text == outcome.suggestion
+        assert service.cache.lookup(doc.uri, before, after).text == outcome.suggestion
     return outcome.suggestion
 
 
 @pytest.mark.parametrize(
     "so_far, shown",
     [
-        pytest.param("total = sum(values)", "total = sum(values)", id="a-finished-line-as-it-is"),
-        pytest.param("total = sum(values", "total = sum", id="unfinished-cut-at-the-last-word-that-parses"),
-        pytest.param("total = ", "total", id="an-assignment-not-yet-written"),
+        # Before: "total = sum" (the last word end that parsed), "total", "return": each a different statement than
+        # the one being written.
+        pytest.param("total = sum(values", None, id="an-unfinished-call-is-not-cut-at-a-word"),
+        pytest.param("total = ", None, id="an-assignment-not-yet-written"),
         pytest.param("for value in range(", None, id="nothing-parses-yet-so-nothing-early"),
+        # Parses, but the model is still writing it (` / len(values)` may follow): not shown either.
+        pytest.param("total = sum(values)", None, id="a-line-that-parses-but-has-not-ended"),
+        # Issue 13: masking an `if (…) and (…):` header showed `return`, the first word, which parses alone.
+        pytest.param("return", None, id="a-first-word-that-parses-alone"),
     ],
 )
-def test_an_unfinished_line_is_shown_up_to_its_last_word_that_parses(so_far, shown):
+def test_an_unfinished_line_is_never_shown_early(so_far, shown):
     assert early(so_far) == shown
 
 
-def test_word_ends_are_tried_longest_first_and_only_on_the_last_line():
-    text = "x = f(a)\ny = g(b, c"
-    assert [text[:i] for i in _word_ends(text, text.rfind("\n") + 1)] == ["x = f(a)\ny = g(b", "x = f(a)\ny = g", "x = f(a)\ny"]
+def test_finished_lines_are_shown_early_without_the_unfinished_one():
+    before, after = "def total_of(values):█\n\nprint(total_of([1]))\n".split("█")
+    so_far = "\n    total = sum(values)\n    return tot"
+    assert early(so_far, before, after) == "\n    total = sum(values)"
 
 
 @pytest.mark.parametrize("probing", [False, True])
