@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # the engine module loads llama.cpp
 
 log = logging.getLogger(__name__)
 
+PROMPT_SPEED_MIN_TOKENS = 64
+"""A request that evaluated fewer prompt tokens says little about prompt speed (fixed costs dominate)."""
+
 MIN_PREFIX_TOKENS = 32
 """A guard rung that shrinks the prompt window never shrinks the prefix below this."""
 
@@ -110,6 +113,10 @@ class CompletionService:
         """Generations that go on after an early answer, per document (at most one runs: one engine thread)."""
         self.on_background_outcome: Callable[[CompletionOutcome], None] | None = None
         """Called on the event loop with each finished background generation (the server sends its status)."""
+        self._prompt_speed: dict[str, float] = {}
+        """Fastest prompt evaluation (tokens/s) seen per rung on a request that evaluated PROMPT_SPEED_MIN_TOKENS or
+        more: the engine's one measurement at load is taken when the machine may be busy (loading the model, another
+        process), and a window sized from it alone stays small for the whole session."""
         self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
         """When the last completion request for each document started (monotonic)."""
         self.cache = SuggestionCache(
@@ -215,6 +222,10 @@ class CompletionService:
         shift = self.guard.record(
             job.rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
         )
+        evaluated = result.n_prompt_tokens - result.n_reused_tokens
+        if evaluated >= PROMPT_SPEED_MIN_TOKENS and result.prompt_eval_s > 0 and result.stop_reason != "cancelled":
+            speed = evaluated / result.prompt_eval_s
+            self._prompt_speed[job.rung.name] = max(speed, self._prompt_speed.get(job.rung.name, 0.0))
         if result.stop_reason == "cancelled":
             outcome = CompletionOutcome(suggestion=None, tier=job.rung.name, hidden_reason="cancelled")
         else:
@@ -332,7 +343,7 @@ class CompletionService:
             settings.prefix_tokens,
             settings.suffix_tokens,
             settings.cold_prompt_ms,
-            getattr(engine, "prompt_tokens_per_s", None),
+            max(getattr(engine, "prompt_tokens_per_s", None) or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None,
         )
         return build_context(
             doc.text,
