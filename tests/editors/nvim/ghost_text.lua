@@ -39,6 +39,9 @@ local SAMPLE = {
 
 H.run(function()
   H.fact('renderer', gearshift.renderer())
+  if gearshift.renderer() ~= renderer and renderer ~= 'auto' then
+    return -- asked for the built-in renderer on a Neovim without one (0.11): the test skips
+  end
   local path = workdir .. '/obvious.py'
   vim.fn.writefile(SAMPLE, path)
   vim.cmd.edit(vim.fn.fnameescape(path))
