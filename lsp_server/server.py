@@ -64,8 +64,8 @@ class GearshiftServer(LanguageServer):
             self.completions.update_settings(new)
         for listener in self.settings_listeners:
             listener(self)
-        if reload and self.guard is not None:
-            self.start_models()
+        if reload and self._startup is not None:
+            self.start_models()  # also after a failed load: the change may be the fix (a new path, a repaired file)
         elif self.guard is not None:
             self.guard.update_settings(new.guard, target_tok_s=new.guard.inline_target_tok_s)
         return True
@@ -90,6 +90,7 @@ class GearshiftServer(LanguageServer):
             self.show_error(f"Gearshift: {exc}")
             return
         self.guard = guard
+        self._errors_shown.clear()  # working again: a new failure is news even if it reads the same
         self.completions = CompletionService(self.settings, self.tiers, guard)
         self.send_status({"state": "ready", "tier": guard.current.name})
         self.spawn(self._keep_next_tier_loaded())

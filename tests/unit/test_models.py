@@ -7,10 +7,12 @@ exactly as the model wheels are.
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -395,3 +397,36 @@ def test_verified_model_stays_usable_after_its_parts_are_removed(fake) -> None:
     assert (status.installed, status.verified, status.usable) == (False, True, True)
     assert ensure_model(entry, models) == path
     assert verify_model(entry, models).assembled is False
+
+
+# Faults during assembly (issue 12): a clear error, nothing half-written left, a good model never replaced.
+
+
+def test_model_directory_that_cannot_be_created_is_a_clear_error(fake, tmp_path: Path) -> None:
+    entry, _parts, _models = fake
+    blocker = tmp_path / "not-a-directory"
+    blocker.write_text("a file where the cache directory should be")
+    with pytest.raises(ModelError, match="cannot use model directory"):
+        ensure_model(entry, blocker / "models")
+    assert blocker.read_text() == "a file where the cache directory should be"
+
+
+def test_disk_full_while_assembling_leaves_nothing_half_written(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry, _parts, models = fake
+
+    def disk_full(_fd):  # where a full disk surfaces for buffered writes: flushing them to the device
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patched, pytest.raises(ModelError, match="No space left on device"):
+        patched.setattr(os, "fsync", disk_full)
+        ensure_model(entry, models)
+    assert _leftovers(models) == [] and not (models / entry.file_name).exists()
+    assert ensure_model(entry, models).read_bytes()  # once there is room, it assembles
+
+
+def test_too_little_free_space_is_refused_before_writing(fake, monkeypatch: pytest.MonkeyPatch) -> None:
+    entry, _parts, models = fake
+    monkeypatch.setattr(shutil, "disk_usage", lambda _path: shutil._ntuple_diskusage(10, 10, 10))
+    with pytest.raises(ModelError, match="not enough disk space"):
+        ensure_model(entry, models)
+    assert not (models / entry.file_name).exists()
