@@ -346,9 +346,17 @@ def _assignment_kind(match: re.Match[str], *, bare: bool) -> str | None:
 _NUMBER = re.compile(r"^[+-]?(?:0[xob][0-9a-f_]+|[\d_]*\.?[\d_]+(?:e[+-]?\d+)?)$", re.IGNORECASE)
 
 
+def _looks_random(value: str) -> bool:
+    """Mixed case and digits that change class every few characters, as random base62/base64 does (about
+    every other character) and words, identifiers and CamelCase (once a word) do not."""
+    classes = ["d" if c.isdigit() else "u" if c.isupper() else "l" if c.islower() else "o" for c in value]
+    changes = sum(a != b for a, b in zip(classes, classes[1:], strict=False))
+    return len(value) >= 16 and {"d", "u", "l"} <= set(classes) and changes * 5 >= len(value) * 2
+
+
 def _ini_kind(match: re.Match[str]) -> str | None:
     value = match.group("secret")
-    if _IDENTIFIER_PATH.match(value) or _NUMBER.match(value):
+    if (_IDENTIFIER_PATH.match(value) and not _looks_random(value)) or _NUMBER.match(value):
         return None  # `api_key = settings.api_key`, `password = None`, `CHARS_PER_TOKEN = 3.5` are code
     kind = _assignment_kind(match, bare=True)
     if kind == "token" and not _looks_like_credential(value):
@@ -428,14 +436,12 @@ _PEM_WIDTH = 64
 
 def _looks_like_key_line(value: str) -> bool:
     """Random base64, not a word or an identifier (PydanticDeprecatedSince20): digits, upper and lower case
-    letters and a ``+``, ``/`` or padding, which no identifier has.  (The last line of a key block has a
-    two in three chance of padding; without it and without + or /, a selection of that line alone is
-    not recognised.)"""
+    letters, and a ``+``, ``/`` or padding, which no identifier has, or the look of random text."""
     return (
         re.search(r"\d", value) is not None
         and re.search(r"[A-Z]", value) is not None
         and re.search(r"[a-z]", value) is not None
-        and re.search(r"[+/=]", value) is not None
+        and (re.search(r"[+/=]", value) is not None or (len(value) >= 24 and _looks_random(value)))
     )
 
 

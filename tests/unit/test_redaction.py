@@ -192,6 +192,11 @@ REDACTED = [
         id="ini-unquoted-credential",
     ),
     pytest.param(
+        "aws_secret_access_key = Y97XEuw8cpVvcsHuYrXqcHjmGL7i0azEN3QRiqRx",
+        f"aws_secret_access_key = {R('api_key')}",
+        id="ini-unquoted-credential-without-symbols",
+    ),
+    pytest.param(
         'SLACK_WEBHOOK = "https://hooks.slack.com/services/T0123ABCD/B0123ABCD/abcdefghijklmnopqrstuvwx"',
         f'SLACK_WEBHOOK = "https://hooks.slack.com/services/{R("slack_webhook")}"',
         id="slack-webhook-url",
@@ -282,9 +287,11 @@ NOT_REDACTED = [
     pytest.param("api_key = settings.cloud.api_key_value", id="ini-shaped-attribute-path"),
     pytest.param("token = tokens.next_token", id="ini-shaped-code"),
     pytest.param("EST_CHARS_PER_TOKEN = 3.5", id="ini-shaped-number"),
+    pytest.param("api_key = DefaultApiKeyProvider2", id="ini-shaped-class-name"),
     pytest.param("MAX_TOKEN = 0x7fff", id="ini-shaped-hex-number"),
     pytest.param("  SomeEnumMember\n  OtherEnumMember\n", id="identifier-lines-are-not-key-lines"),
     pytest.param("    PydanticDeprecatedSince20,\n    PydanticDeprecatedSince211,\n", id="identifiers-with-digits"),
+    pytest.param("    'AnalyzeSheafOnP1',\n    'SetVariantPosVector3D',\n", id="short-camel-case-names"),
     pytest.param("".join(f"{n:064x}\n" for n in range(3)), id="hex-digest-lines"),
     pytest.param("x = 1\n-----END PRIVATE KEY-----\n", id="end-marker-after-code"),
 ]
