@@ -318,3 +318,16 @@ def test_a_generation_done_before_its_first_answer_time_never_answers_early(engi
     answers = []
     engine.generate_blocking(greedy(STORY, max_tokens=4, first_answer_s=60.0, on_first_answer=answers.append))
     assert answers == []
+
+
+@pytest.mark.model
+def test_a_failed_decode_is_an_engine_error_and_the_next_request_works(engine: LlamaEngine, monkeypatch):
+    # llama_decode can fail (no KV slot, a backend error): one clear error, the cache is reset, the engine serves on.
+    from lsp_server.inference import engine as engine_module
+
+    with monkeypatch.context() as patched:
+        patched.setattr(engine_module.llama, "llama_decode", lambda _ctx, _batch: 1)
+        with pytest.raises(EngineError, match="llama_decode failed with status 1"):
+            engine.generate_blocking(greedy(STORY + " One", max_tokens=4))
+    result = engine.generate_blocking(greedy(STORY, max_tokens=4))
+    assert result.n_generated_tokens == 4
