@@ -131,7 +131,9 @@ async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[
     return first, again
 
 
-async def evaluate_tier(model: str | None, problems: list[dict], runs: int, generous: bool) -> tuple[dict, list]:
+async def evaluate_tier(
+    model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False
+) -> tuple[dict, list]:
     settings = settings_for(model, generous)
     tiers = TierManager(settings)
     guard = starting_guard(settings, tiers)
@@ -181,6 +183,10 @@ async def evaluate_tier(model: str | None, problems: list[dict], runs: int, gene
                     "tier": first.tier, "pipeline_s": round(pipeline_s, 3),
                 }
                 details.append(record)
+            if progress:
+                done = [d for d in details if d["run"] == run]
+                print(f"    {problem['task_id']}: {len(done)} lines, raw {sum(d['raw_pass'] for d in done)}"
+                      f"  pipeline {sum(d['final_pass'] for d in done)}", file=sys.stderr, flush=True)
         n = sum(1 for d in details if d["run"] == run)
         print(f"  {model or 'default'} run {run + 1}: {n} lines", flush=True)
     tiers.close()
@@ -280,6 +286,7 @@ def main() -> int:
     parser.add_argument("--skip", type=int, default=0, help="draw only from problems after the first N")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--generous", action="store_true", help="60 s budgets, no early answer, guard off, full window")
+    parser.add_argument("--progress", action="store_true", help="a line on stderr after each problem")
     parser.add_argument("--json", metavar="PATH", help="write the summary here")
     parser.add_argument("--details", metavar="PATH", help="write every masked line's record here (JSON lines)")
     args = parser.parse_args()
@@ -288,7 +295,7 @@ def main() -> int:
     records = []
     all_details = []
     for model in args.tiers.split(",") if args.tiers else [None]:
-        record, details = asyncio.run(evaluate_tier(model, problems, args.runs, args.generous))
+        record, details = asyncio.run(evaluate_tier(model, problems, args.runs, args.generous, args.progress))
         record["sample"] = {"limit": args.limit, "seed": args.seed, "skip": args.skip,
                             "tasks": [p["task_id"] for p in problems] if args.limit else "all"}
         records.append(record)

@@ -409,6 +409,18 @@ class CompletionContext:
     parse_suffix: str = field(default="", repr=False)
     """Text of the parsed window after the cursor."""
 
+    local_prefix: str = field(default="", repr=False)
+    """Where the parse check judges a suggestion, the text before the cursor: the parsed window's, or where that
+    has errors and the top-level construct around the cursor line has fewer (from the last top-level line at or
+    before it), that construct's, so a broken line in another function (a dict still being typed above) does not
+    veto it."""
+
+    local_suffix: str = field(default="", repr=False)
+    """Text after the cursor of that construct (up to the next top-level line after the cursor line)."""
+
+    local_errors: int = 0
+    """ERROR and MISSING nodes in ``local_prefix + local_suffix``: what the suggestion may leave (not add to)."""
+
     @property
     def spec(self) -> LanguageSpec | None:
         return languages.resolve(self.language)
@@ -478,6 +490,7 @@ def build_context(
 
     parse_prefix = text[parse_start:offset]
     parse_suffix = text[offset:parse_end]
+    local_start, local_end = _local_bounds(text, parse_start, parse_end, line_start, line_end)
     stripped_before = line_before.rstrip()
     if not stripped_before:
         column = indent_width(line_before)
@@ -488,6 +501,14 @@ def build_context(
     tree_facts = _TreeFacts()
     if spec is not None:
         tree_facts = _analyse_tree(spec, parse_prefix, parse_suffix, line_before, column)
+
+    # A window with errors is judged where the cursor is, if that parses better (a broken line elsewhere); a clean
+    # one as a whole (a column-0 line need not start a construct: C++'s `public:`, a label).
+    local_errors = tree_facts.errors
+    if spec is not None and tree_facts.errors and (local_start, local_end) != (parse_start, parse_end):
+        local_errors = languages.count_errors(languages.parse(spec, text[local_start:local_end]).root_node)
+    if local_errors >= tree_facts.errors:
+        local_start, local_end, local_errors = parse_start, parse_end, tree_facts.errors
 
     lexer_in_string = state.mode == STRING
     lexer_in_comment = state.mode in (LINE_COMMENT, BLOCK_COMMENT)
@@ -542,6 +563,9 @@ def build_context(
         indent_complete=indent_complete,
         parse_prefix=parse_prefix,
         parse_suffix=parse_suffix,
+        local_prefix=text[local_start:offset],
+        local_suffix=text[offset:local_end],
+        local_errors=local_errors,
     )
 
 
@@ -686,6 +710,19 @@ def _suffix_end(text: str, offset: int, budget: int, count_tokens: Callable[[str
 
 def _is_top_level_line(text: str, start: int) -> bool:
     return start < len(text) and text[start] not in " \t\r\n)]}"
+
+
+def _local_bounds(text: str, parse_start: int, parse_end: int, line_start: int, line_end: int) -> tuple[int, int]:
+    """The top-level construct around the cursor line, within the parsed window: from the last top-level line at
+    or before the cursor line to the first one after it (the window's ends where there is none)."""
+    start = max(line_start, parse_start)
+    while start > parse_start and not _is_top_level_line(text, start):
+        start = max(parse_start, text.rfind("\n", parse_start, start - 1) + 1)
+    end = min(line_end + 1, parse_end)
+    while end < parse_end and not _is_top_level_line(text, end):
+        newline = text.find("\n", end, parse_end)
+        end = parse_end if newline < 0 else newline + 1
+    return start, min(end, parse_end)
 
 
 def _parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, int]:

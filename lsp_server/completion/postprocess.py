@@ -373,18 +373,20 @@ def _copied(line: str, width: int, ctx: CompletionContext) -> bool:
 
 
 def _parse_check(text: str, ctx: CompletionContext) -> str | None:
-    """Keep the longest line prefix of the suggestion that does not make the window parse worse.
+    """Keep the longest line prefix of the suggestion that does not make its place parse worse.
 
-    If the window parsed cleanly, prefix+suggestion+suffix must too; otherwise the suggestion may
-    not add error nodes. Each check parses the window-sized text (a few milliseconds at most).
+    Its place is the top-level construct around the cursor (``ctx.local_prefix``/``local_suffix``): errors in
+    other functions are not the suggestion's. Where that construct parsed cleanly, it must still; otherwise (a
+    line still being typed, a broken line elsewhere in the function) the suggestion may not add error nodes.
+    Each check parses the construct (a few milliseconds at most).
     """
     spec = ctx.spec
     if spec is None:
         return text
-    allowed = 0 if ctx.parsed_ok else ctx.window_errors
+    allowed = ctx.local_errors
 
     def acceptable(candidate: str) -> bool:
-        tree = languages.parse(spec, ctx.parse_prefix + candidate + ctx.parse_suffix)
+        tree = languages.parse(spec, ctx.local_prefix + candidate + ctx.local_suffix)
         return languages.count_errors(tree.root_node, limit=allowed + 1) <= allowed
 
     if acceptable(text):

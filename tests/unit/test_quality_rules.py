@@ -114,3 +114,40 @@ def test_a_copy_of_a_line_in_the_same_block_is_still_dropped(source, raw):
 def test_a_duplicate_of_the_next_line_at_its_depth_is_still_cut():
     source = "def f(values):█\n    return total\n"
     assert shown(source, "\n    total = sum(values)\n    return total") == "\n    total = sum(values)"
+
+
+# HumanEval/13, line 0, with a dict still being typed above the function (before the fix: None, "parse_check" --
+# the unclosed `{` made the whole window an error, and the right line changed its error count). 415 of the 1033
+# canonical lines were vetoed like this.
+GCD_BELOW_A_BROKEN_LINE = '''import os
+CONFIG = {'a': 1,
+
+def greatest_common_divisor(a: int, b: int) -> int:
+    """ Return a greatest common divisor of two integers a and b
+    >>> greatest_common_divisor(3, 5)
+    1
+    """
+    █
+        a, b = b, a % b
+    return a
+'''
+
+
+def test_a_broken_line_in_another_construct_does_not_veto_a_suggestion():
+    ctx = context(GCD_BELOW_A_BROKEN_LINE)
+    assert not ctx.parsed_ok
+    assert postprocess("while b:", ctx, max_lines=8) == "while b:"
+
+
+def test_a_suggestion_that_breaks_its_own_construct_is_still_dropped_there():
+    assert postprocess("while b +* :", context(GCD_BELOW_A_BROKEN_LINE), max_lines=8) is None
+
+
+def test_a_suggestion_after_a_line_still_being_typed_above_in_its_function():
+    """The broken line is in the suggestion's own function: it may not add errors, and a right line adds none."""
+    source = GCD_BELOW_A_BROKEN_LINE.replace("import os\nCONFIG = {'a': 1,\n\n", "").replace(
+        '    """\n    █', '    """\n    a = abs(a\n    █'
+    )
+    ctx = context(source)
+    assert not ctx.parsed_ok
+    assert postprocess("while b:", ctx, max_lines=8) == "while b:"
