@@ -136,6 +136,12 @@ class ActionRunner:
             explicit_escalation=escalate, local_model=model,
         )
         ls.last_action = request
+        previous = getattr(ls, "last_local_answer", None)
+        if escalate and not decision.is_cloud and previous is not None and previous[0] == request:
+            # Kept local (no key, local_only, never_send) for the very request answered locally before: the
+            # local model would only repeat that answer, seconds later. Say why it was not escalated instead.
+            return {**previous[1], "note": f"Not escalated: {decision.reason}. This is the local answer from before.",
+                    "routeReason": decision.reason, "repeated": True}
         async with self.progress(f"Gearshift: {request.task.replace('_', ' ')}") as report:
             answer_text, source, used_model, note = None, "local", model, ""
             if decision.is_cloud:
@@ -153,10 +159,13 @@ class ActionRunner:
         label = decision.label if source == "cloud" else f"local ({model})"
         if not decision.is_cloud and decision.critical:
             note = note or f"Not sent to the cloud: {decision.reason}."
-        return {
+        result = {
             "task": request.task, "answer": answer_text, "source": source, "model": used_model,
             "label": label, "note": note, "routeReason": decision.reason,
         }
+        if source == "local":
+            ls.last_local_answer = (request, result)
+        return result
 
     async def local_answer(self, engine, system: str, user: str, report) -> str:
         chat = format_chat(engine.metadata, system, user)
@@ -269,6 +278,7 @@ async def _apply_refactor(ls, request: ActionRequest, answer: str) -> dict[str, 
 
 def register(server) -> None:
     server.last_action = None
+    server.last_local_answer = None
     server.cloud = CloudService(server.settings.cloud, logger=logging.getLogger("gearshift.cloud"))
 
     @server.feature(
@@ -347,6 +357,9 @@ def register(server) -> None:
             raise RequestRefused("Nothing to escalate yet: run Explain, Refactor or Review on a selection first")
         # When the router keeps it local (no key, local-only, never_send), the answer says so and why.
         result = await ActionRunner(ls).run(request, escalate=True)
+        if request.task == "refactor" and result.get("repeated"):
+            return {"applied": False, "message": f"Not escalated: {result['routeReason']}; nothing changed.",
+                    "source": "local", "model": result["model"], "note": ""}
         if request.task == "refactor":
             outcome = await _apply_refactor(ls, request, result["answer"])
             return {**outcome, "source": result["source"], "model": result["model"], "note": result["note"]}

@@ -167,6 +167,16 @@ def test_explain_shows_an_answer(session: dict):
 
 
 @pytest.mark.model
+def test_escalate_kept_local_does_not_rerun_the_model(session: dict):
+    """localOnly: escalating the explanation just given returns it, saying why it was not escalated,
+    instead of running the local model again for the same answer."""
+    markdown = session["escalate_markdown"]
+    assert "Not escalated: local_only is set" in markdown, markdown
+    explained = session["explain_markdown_body"].split("\n", 1)[1].strip()  # without the title line
+    assert explained and explained in markdown
+
+
+@pytest.mark.model
 def test_server_log_lines_are_not_errors_in_lsp_log(session: dict):
     assert "/state/" in session["server_log_file"]  # stdpath("log") of the test's XDG_STATE_HOME
     assert session["server_log_lines"] > 0  # the server logged, to its file

@@ -113,6 +113,15 @@ H.run(function()
   H.fact('answer_filetype', vim.bo[answer.buf].filetype)
   H.fact('windows', #vim.api.nvim_tabpage_list_wins(0))
 
+  -- Escalating that explanation while the cloud is off limits (localOnly): the server, asked directly
+  -- (the plugin itself would say "not escalated" without asking), answers without the model.
+  H.step = 'escalate kept local'
+  local escalated
+  gearshift.execute('gearshift.escalate', {}, function(result) escalated = result end, bufnr)
+  escalated = H.wait_for('the escalate answer', 75000, function() return escalated end)
+  H.fact('escalate_markdown', escalated.markdown)
+  H.fact('explain_markdown_body', table.concat(answer.lines, '\n'))
+
   -- The server's own log lines: in its log file, not on stderr (which :LspLog records as [ERROR]).
   local function read(path)
     return vim.fn.filereadable(path) == 1 and vim.fn.readfile(path) or {}
