@@ -266,6 +266,8 @@ class CloudClient:
             )
         elif isinstance(exc, _BadResponse):
             error = _unreadable(host, exc.what)
+        elif isinstance(exc, http.DecodingError) or isinstance(exc.__cause__, http.DecodingError):
+            error = _unreadable(host, "a body that does not decode (a broken content-encoding)")
         elif isinstance(exc, anthropic.APIResponseValidationError):
             error = _unreadable(host, "a message of an unexpected shape")
         elif isinstance(exc, (anthropic.AnthropicError, http.HTTPError)):

@@ -123,6 +123,22 @@ def broken_stream() -> Raw:
     return Raw(http_response(events[0] + broken + b"".join(events[1:]), "text/event-stream; charset=utf-8"))
 
 
+def events_out_of_order() -> Raw:
+    """Text deltas before ``message_start``."""
+    events = stream_events("It adds one.")
+    return Raw(http_response(b"".join(events[1:3] + events[:1] + events[3:]), "text/event-stream; charset=utf-8"))
+
+
+def bad_content_encoding() -> Raw:
+    """A body that says it is gzip and is not."""
+    body = b"this is not gzip at all"
+    head = (
+        "HTTP/1.1 200 OK\r\ncontent-type: text/event-stream\r\ncontent-encoding: gzip\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n\r\n"
+    )
+    return Raw(head.encode() + body)
+
+
 def stream_closed_mid_answer() -> Raw:
     """A stream that promised more bytes (content-length) than it sends: the connection drops mid-answer."""
     events = stream_events("one two three four five")

@@ -36,8 +36,10 @@ from tests.support.fake_anthropic import (
 from tests.support.loopback_cloud import (
     LoopbackCloud,
     answer,
+    bad_content_encoding,
     binary_bytes,
     broken_stream,
+    events_out_of_order,
     html_page,
     stream_closed_mid_answer,
     stream_ended_early,
@@ -264,6 +266,15 @@ FAULTS = [
     ),
     pytest.param(broken_stream, "stream", r"sent a broken event stream instead of an answer", id="broken-sse"),
     pytest.param(
+        events_out_of_order, "stream", r"sent a broken event stream instead of an answer", id="sse-out-of-order"
+    ),
+    pytest.param(
+        bad_content_encoding,
+        "stream",
+        r"sent a body that does not decode \(a broken content-encoding\) instead of an answer",
+        id="bad-content-encoding-stream",
+    ),
+    pytest.param(
         stream_closed_mid_answer,
         "stream",
         r"cut the answer off: the connection closed before the end of the stream",
@@ -296,6 +307,16 @@ async def test_a_200_that_is_not_an_answer_is_a_clear_cloud_error(
     assert "127.0.0.1" in str(raised.value)
     assert not PARSER_EXCEPTIONS.search(str(raised.value)), str(raised.value)
     assert len(loopback.bodies) == 1  # a 200 is not retried
+
+
+async def test_a_body_that_does_not_decode_is_retried_then_named(loopback: LoopbackCloud) -> None:
+    # Outside a stream the SDK takes a decoding failure for a connection error and retries it.
+    loopback.script(*[bad_content_encoding()] * 3)
+    client = CloudClient(CloudSettings(api_key=KEY, base_url=loopback.url, model=MODEL, max_retries=2))
+    with pytest.raises(CloudError, match=r"sent a body that does not decode \(a broken content-encoding\)"):
+        await client.complete("s", "p")
+    await client.aclose()
+    assert len(loopback.bodies) == 3
 
 
 async def test_a_cut_off_stream_is_not_passed_off_as_a_whole_answer(loopback: LoopbackCloud) -> None:
