@@ -19,3 +19,7 @@ class CloudError(GearshiftError):
 
 class RequestRefused(GearshiftError):
     """The request cannot be answered as asked (an empty selection, an unknown kind); sent back as InvalidParams."""
+
+
+class EndpointUnavailable(EngineError):
+    """A team endpoint gave no usable answer (down, refusing, not speaking its API); the next rung answers."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 KvCacheType = Literal["f16", "q8_0", "q4_0"]
@@ -221,6 +221,45 @@ class CloudSettings(_Section):
     """US dollars per million output tokens, for the session cost meter."""
 
 
+EndpointApi = Literal["llama-server", "openai"]
+
+
+class EndpointSettings(_Section):
+    """A shared inference server used as a rung of the ladder (name it in ``models.ladder``)."""
+
+    name: str = Field(min_length=1, pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+    """How ``models.ladder`` refers to this endpoint, e.g. ``team``; must not be a catalog model name."""
+
+    urls: list[str] = Field(min_length=1)
+    """Base URLs of the servers behind this rung (``http://gpu-box:8080``). Requests for one document stick to one
+    URL while it answers (its KV cache holds that document); the next URL takes over when it fails."""
+
+    api: EndpointApi = "llama-server"
+    """``llama-server``: llama.cpp's ``/infill`` (FIM built by the server from the model's own tokens).
+    ``openai``: any OpenAI-compatible ``/v1/completions`` (vLLM, Ollama, gateways), the FIM prompt sent as text."""
+
+    model: str | None = None
+    """Model name sent to an OpenAI-compatible server (vLLM needs it); llama-server serves its one model."""
+
+    fim_template: FimFamily | None = None
+    """FIM template of the served model for ``api: openai``; by default guessed from the model's name."""
+
+    api_key: SecretStr | None = None
+    """Bearer token for the endpoint; prefer ``api_key_env``. Never logged."""
+
+    api_key_env: str | None = None
+    """Name of an environment variable holding the bearer token."""
+
+    allow_when_local_only: bool = False
+    """Use this endpoint even with ``cloud.localOnly``: only for a server you control (loopback, your LAN)."""
+
+    connect_timeout_s: float = Field(default=2.0, gt=0)
+    """Seconds to open a connection; past it the endpoint counts as down and the next rung answers."""
+
+    read_timeout_s: float = Field(default=10.0, gt=0)
+    """Seconds to wait for the next streamed piece of an answer."""
+
+
 class ActionSettings(_Section):
     max_tokens: int = Field(default=384, gt=0)
     """Most tokens in a local explain or refactor answer."""
@@ -248,11 +287,16 @@ class GearshiftSettings(_Section):
     actions: ActionSettings = Field(default_factory=ActionSettings)
     """Explain and refactor code actions."""
 
+    endpoints: list[EndpointSettings] = Field(default_factory=list)
+    """Shared inference servers (team engines); each is a ladder rung once ``models.ladder`` names it."""
+
     @field_validator("*", mode="before")
     @classmethod
-    def _none_is_default(cls, value: Any) -> Any:
+    def _none_is_default(cls, value: Any, info: ValidationInfo) -> Any:
         # Editors send null for a section the user left empty.
-        return {} if value is None else value
+        if value is None:
+            return [] if info.field_name == "endpoints" else {}
+        return value
 
 
 class SettingsError(ValueError):

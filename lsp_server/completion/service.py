@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from cachetools import LRUCache
 
+from lsp_server.cloud.endpoints import remote_refusal
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context, indent_width
@@ -26,10 +27,17 @@ from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
 from lsp_server.completion.split import MiddleSplitter, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
+from lsp_server.errors import EndpointUnavailable
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
 from lsp_server.inference.tiers import TierManager
-from lsp_server.inference.types import CancelToken, FirstAnswer, GenerationRequest, GenerationResult
+from lsp_server.inference.types import (
+    CancelToken,
+    FirstAnswer,
+    GenerationRequest,
+    GenerationResult,
+    InfillParts,
+)
 from lsp_server.settings import GearshiftSettings
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
@@ -129,7 +137,6 @@ class CompletionService:
     async def complete(self, doc: DocumentSnapshot, cancel: CancelToken | None = None) -> CompletionOutcome:
         started = time.perf_counter()
         self._requested_at[doc.uri] = time.monotonic()
-        settings = self.settings.completion
         prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
 
         hit = self.cache.lookup(doc.uri, prefix, suffix)
@@ -144,6 +151,37 @@ class CompletionService:
 
         probe = self.guard.probe_rung()
         rung = probe or self.guard.current
+        if rung.remote and (refusal := remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings)):
+            log.debug("not sent to %s: %s", rung.name, refusal)
+            rung, probe = self._local_below(rung), None
+        try:
+            return await self._complete_on(doc, cancel, rung, probe, started)
+        except EndpointUnavailable as exc:
+            # A team server down or refusing: this request is answered below it, and the guard moves there.
+            shift = self.guard.unavailable(rung, str(exc))
+            outcome = await self._complete_on(doc, cancel, self._local_below(rung), None, started)
+            outcome.extras["remoteError"] = str(exc)
+            if shift is not None:
+                outcome.shift = {"reason": shift.reason, "shiftFrom": shift.from_rung, "shiftTo": shift.to_rung,
+                                 "shiftDirection": shift.direction}
+            return outcome
+
+    def _local_below(self, rung: Rung) -> Rung:
+        """The first in-process rung after ``rung`` (the current one if that is below it)."""
+        rungs = list(self.guard.rungs)
+        below = [r for r in rungs[rungs.index(rung) + 1 :] if not r.remote] if rung in rungs else []
+        current = self.guard.current
+        if not current.remote and current in below:
+            return current
+        if not below:
+            raise EndpointUnavailable(f"{rung.name} cannot be used and no in-process rung is below it in the ladder")
+        return below[0]
+
+    async def _complete_on(
+        self, doc: DocumentSnapshot, cancel: CancelToken | None, rung: Rung, probe: Rung | None, started: float
+    ) -> CompletionOutcome:
+        settings = self.settings.completion
+        prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
         engine = await self.tiers.get(rung.model)
         if looks_binary(doc.text, doc.offset):
             return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
@@ -152,8 +190,11 @@ class CompletionService:
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         checker = make_stop_checker(ctx, settings.max_lines)
+        split_prefix, middle = split_middle(ctx)
         request = GenerationRequest(
             prompt=self._prompt(template, doc, ctx),
+            infill=InfillParts(prefix=split_prefix, middle=middle, suffix=ctx.suffix),
+            affinity_key=doc.uri,
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
@@ -300,10 +341,14 @@ class CompletionService:
 
     def template(self, engine) -> FimTemplate:
         """The FIM template for ``engine``'s model, from its GGUF metadata and vocabulary (read once)."""
-        key = (str(engine.model_path), self.settings.models.fim_template)
+        key = (str(engine.model_path or engine.name), self.settings.models.fim_template)
         if key not in self._templates:
-            special = read_gguf(engine.model_path).special_tokens
-            self._templates[key] = template_for(engine.metadata, key[1], special_tokens=special)
+            if engine.model_path is None:  # a team endpoint: its configured family, else guessed from its model's name
+                override = getattr(engine, "fim_family", None) or key[1]
+                self._templates[key] = template_for(engine.metadata, override)
+            else:
+                special = read_gguf(engine.model_path).special_tokens
+                self._templates[key] = template_for(engine.metadata, key[1], special_tokens=special)
         return self._templates[key]
 
     async def _generate(

@@ -120,7 +120,7 @@ class ActionRunner:
                 f"Refactor needs a language Gearshift can parse to check the result; "
                 f"{request.language or 'this file type'} is not one (Python, JavaScript, TypeScript, Go, Rust, C, C++, Java)"
             )
-        model = ls.settings.models.default_model
+        model = ls.tiers.local_model()
         engine = await ls.tiers.get(model, purpose="chat")
         n_tokens = engine.count_tokens(request.selection)
         limit = ls.settings.actions.max_selection_tokens

@@ -122,6 +122,9 @@ class Rung:
     name: str = ""
     """Shown in the status and logs, e.g. ``qwen2.5-coder-0.5b/1-thread``; derived from the knobs when empty."""
 
+    remote: bool = False
+    """Served by a team endpoint: this machine's busy cores neither slow it nor block probing it."""
+
     def __post_init__(self) -> None:
         if not self.model:
             raise EngineError("A latency guard rung needs a model name")
@@ -172,6 +175,7 @@ def build_ladder(
     *,
     prompt_lookup: bool = True,
     bottom_context_scale: float | None = 0.25,
+    remote: frozenset[str] | set[str] = frozenset(),
 ) -> list[Rung]:
     """Rungs from the best quality to the cheapest for the installed models.
 
@@ -183,7 +187,7 @@ def build_ladder(
     a rung whose prompt window is ``bottom_context_scale`` of the configured one
     before its fewer-threads rung (whose window is half that again); None: no such
     rung.  Less context makes suggestions worse, so only the smallest model,
-    where nothing faster is left, trades it.
+    where nothing faster is left, trades it.  ``remote`` names team endpoints: one rung each, no knobs.
     """
     if n_threads < 1:
         raise EngineError(f"The latency guard needs a positive thread count, got {n_threads}")
@@ -196,15 +200,21 @@ def build_ladder(
             "run `make install` or `gearshift models list` to see what is missing"
         )
     rungs: list[Rung] = []
+    local_models = [model for model in models if model not in remote]
     shorten = bottom_context_scale is not None and bottom_context_scale < 1
-    for position, model in enumerate(models):
+    for model in models:
+        if model in remote:
+            # A server's threads and window are its own business: one rung, measured like any other.
+            rungs.append(Rung(model, n_threads=None, prompt_lookup=False, name=model, remote=True))
+            continue
+        position = local_models.index(model)
         rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=prompt_lookup, name=model))
         tags: list[str] = []
         if not prompt_lookup:
             tags.append("lookup")
             rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=True, name="/".join([model, *tags])))
         scale = 1.0
-        if shorten and position == len(models) - 1:
+        if shorten and position == len(local_models) - 1:
             # The smallest model: a shorter window before fewer threads, because on one thread a tiny model's
             # full window is slower than the short one on all threads, and the short window on all threads is
             # where it goes back up to when a load leaves.
@@ -282,6 +292,7 @@ class LatencyGuard:
         self._top = min(max(0, start_index), len(self._rungs) - 1)
         self._index = self._top
         self._full_threads = max((r.n_threads for r in self._rungs if r.n_threads is not None), default=1)
+        # Remote rungs have no local threads (n_threads None means "the engine's count" for local ones only).
         self._stats = [
             _RungStats(
                 speeds=deque(maxlen=settings.window),
@@ -492,6 +503,24 @@ class LatencyGuard:
                 return self._after_request(tokens_per_s, now)
             return None
 
+    def unavailable(self, rung: Rung, reason: str) -> Shift | None:
+        """``rung`` gave no answer at all (a team server down or refusing): shift below it at once.
+
+        Probes bring it back like any faster rung once it answers again; a failed probe backs off as a slow one.
+        """
+        with self._lock:
+            index = self._position.get(rung.name)
+            if index is None or self._rungs[index] != rung:
+                return None
+            now = self._clock()
+            if index == self._pending_probe:
+                self._pending_probe = None
+                if index < self._index:
+                    return self._after_probe(index, 0.0, now)
+            if index != self._index or index + 1 >= len(self._rungs) or not self._settings.enabled:
+                return None
+            return self._shift(index + 1, f"{rung.name} unavailable: {reason}")
+
     def record_result(self, rung: Rung, result: GenerationResult) -> Shift | None:
         """``record`` from an engine result."""
         return self.record(
@@ -513,6 +542,8 @@ class LatencyGuard:
 
     def _short_of_cores(self, index: int, free: float | None) -> bool:
         """Whether other processes leave fewer cores than rung ``index`` runs threads (False when unknown)."""
+        if self._rungs[index].remote:
+            return False
         return free is not None and free < self._threads(index) - CORE_SLACK
 
     def _load_factor(self, index: int, recent_speed: float | None = None) -> float | None:
@@ -547,7 +578,7 @@ class LatencyGuard:
         if reference is None:
             return None
         factor = None
-        if self._threads(index) >= self._threads(from_index):
+        if not self._rungs[index].remote and self._threads(index) >= self._threads(from_index):
             factor = self._load_factor(from_index, recent_speed)
         return reference * (factor if factor is not None else 1.0)
 

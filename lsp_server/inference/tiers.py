@@ -41,6 +41,7 @@ class TierManager:
         changed = (
             settings.engine != self._settings.engine
             or settings.models.model_path != self._settings.models.model_path
+            or settings.endpoints != self._settings.endpoints
         )
         self._settings = settings
         if changed:
@@ -55,12 +56,33 @@ class TierManager:
             return resolve_model(str(models.model_path))
         return resolve_model(model)
 
+    def endpoint(self, name: str):
+        """The team endpoint called ``name`` (an EndpointSettings), or None for a local model."""
+        return next((e for e in self._settings.endpoints if e.name == name), None)
+
+    def remote_names(self) -> set[str]:
+        return {endpoint.name for endpoint in self._settings.endpoints}
+
+    def local_model(self) -> str:
+        """The model code actions run on: the default, or the first installed local one when it is an endpoint.
+
+        Explain and refactor stay on this machine (team endpoints serve inline completion only).
+        """
+        default = self._settings.models.default_model
+        if self.endpoint(default) is None:
+            return default
+        remote = self.remote_names()
+        local = [name for name in self.installed() if name not in remote]
+        if not local:
+            raise ModelError("Code actions need a local model and the ladder has none installed besides endpoints")
+        return local[0]
+
     def installed(self) -> list[str]:
-        """Ladder models that can be loaded now, largest first."""
+        """Ladder models that can be loaded now (team endpoints count as installed), largest first."""
         from lsp_server.inference.models import installed_models
 
         models = self._settings.models
-        available = set(installed_models())
+        available = set(installed_models()) | self.remote_names()
         if models.model_path is not None:
             available.add(models.default_model)
         return [name for name in models.ladder if name in available] or (
@@ -94,6 +116,11 @@ class TierManager:
 
     def _load(self, model: str):
         from lsp_server.inference.engine import LlamaEngine
+
+        if (endpoint := self.endpoint(model)) is not None:
+            from lsp_server.inference.remote import RemoteEngine
+
+            return RemoteEngine(endpoint)  # nothing to load: connections open on the first request
 
         path = self.model_path(model)
         log.info("loading model %s from %s", model, path)
@@ -131,7 +158,8 @@ def starting_guard(settings: GearshiftSettings, tiers: TierManager):
     from lsp_server.inference.guard import LatencyGuard, build_ladder
 
     rungs = build_ladder(
-        tiers.installed(), settings.models.ladder, default_threads(settings), prompt_lookup=settings.engine.prompt_lookup
+        tiers.installed(), settings.models.ladder, default_threads(settings),
+        prompt_lookup=settings.engine.prompt_lookup, remote=tiers.remote_names(),
     )
     start = next((i for i, rung in enumerate(rungs) if rung.model == settings.models.default_model), 0)
     return LatencyGuard(

@@ -39,6 +39,23 @@ class FirstAnswer:
     """Delivered tokens/s after the first token so far (0 with fewer than two tokens)."""
 
 
+@dataclass(frozen=True)
+class InfillParts:
+    """The pieces of a fill-in-the-middle prompt, for servers that build it themselves (llama-server ``/infill``)."""
+
+    prefix: str
+    """Text before the split point (stable while the user types, so the server's KV cache keeps it)."""
+
+    middle: str
+    """Text typed since the split point, up to the cursor."""
+
+    suffix: str
+    """Text after the cursor."""
+
+    extra: tuple[tuple[str, str], ...] = ()
+    """(file name, text) chunks of context from other files."""
+
+
 @dataclass
 class GenerationRequest:
     prompt: str
@@ -75,6 +92,12 @@ class GenerationRequest:
 
     top_p: float = 0.95
     """Sampling only (temperature > 0): keep the smallest set of tokens with this much probability; 1 disables."""
+
+    infill: InfillParts | None = None
+    """The prompt's FIM pieces; an in-process engine uses ``prompt``, a llama-server endpoint sends these."""
+
+    affinity_key: str | None = None
+    """Requests with the same key (a document) go to the same server of a remote rung while it answers."""
 
 
 @dataclass

@@ -8,8 +8,12 @@ from lsp_server.settings import GearshiftSettings, SettingsError, parse_settings
 
 
 def test_defaults_have_a_docstring_for_every_field():
+    import typing
+
     for section in GearshiftSettings.model_fields.values():
         model = section.annotation
+        if typing.get_origin(model) is list:  # a list of sections (endpoints)
+            model = typing.get_args(model)[0]
         for name, field in model.model_fields.items():
             assert field.description, f"{model.__name__}.{name} has no docstring"
 
@@ -51,3 +55,12 @@ def test_invalid_settings_give_one_clear_message(raw, fragment):
     with pytest.raises(SettingsError) as error:
         parse_settings(raw)
     assert fragment in str(error.value)
+
+
+def test_team_endpoints_parse_and_a_null_list_is_empty():
+    settings = parse_settings({"endpoints": [{"name": "team", "urls": ["http://gpu:8080"], "api": "openai",
+                                             "model": "qwen"}], "models": {"ladder": ["team"]}})
+    assert settings.endpoints[0].api == "openai" and settings.endpoints[0].urls == ["http://gpu:8080"]
+    assert parse_settings({"endpoints": None}).endpoints == []
+    with pytest.raises(SettingsError, match="urls"):
+        parse_settings({"endpoints": [{"name": "team", "urls": []}]})

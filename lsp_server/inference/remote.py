@@ -1,0 +1,330 @@
+"""A shared inference server as an engine: llama.cpp's ``llama-server`` (``/infill``) or any OpenAI-compatible
+``/v1/completions`` (vLLM, Ollama, gateways), streamed over httpx with a keep-alive pool.
+
+The same contract as the in-process engine (``GenerationRequest`` in, ``GenerationResult`` out): stop strings,
+``should_stop`` cuts, the time budget and the early answer all work on the streamed text, and a cancel closes the
+stream, which makes llama-server stop generating for that slot. Anything that is not a usable answer (refused
+connection, timeout, an HTTP error, HTML or garbage where a stream should be) raises ``EndpointUnavailable`` naming
+the URL and the reason, so the ladder's next rung can answer instead.
+
+Token counts for window sizing are estimated from bytes (the server's tokenizer is a round trip away); the server's
+own counts come back in the result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import math
+import os
+import time
+from collections.abc import AsyncIterator
+from urllib.parse import urlsplit
+
+import httpx
+from cachetools import LRUCache
+
+from lsp_server.errors import EndpointUnavailable
+from lsp_server.inference.types import CancelToken, FirstAnswer, GenerationRequest, GenerationResult
+from lsp_server.settings import EndpointSettings
+
+log = logging.getLogger(__name__)
+
+BYTES_PER_TOKEN = 3.5
+"""Code averages 3-4 UTF-8 bytes per token with BPE vocabularies of 32k-150k entries; estimates size windows only."""
+
+_POLL_S = 0.05
+"""How often a cancel is noticed while waiting for the next streamed piece."""
+
+
+def _host(url: str) -> str:
+    return urlsplit(url).netloc or url
+
+
+class RemoteEngine:
+    """One ladder rung served by one or more URLs of the same kind of server."""
+
+    def __init__(self, endpoint: EndpointSettings) -> None:
+        self.endpoint = endpoint
+        self.name = endpoint.name
+        self.model_path = None  # no local file: the FIM template comes from ``fim_family`` or the model's name
+        self.metadata = {"general.name": endpoint.model or endpoint.name}
+        self.fim_family = endpoint.fim_template
+        self.served_model: str | None = endpoint.model
+        """The model the server says it serves (from ``/props`` or ``/v1/models``), once asked."""
+        self._affinity: LRUCache[str, int] = LRUCache(maxsize=1024)
+        self._client = httpx.AsyncClient(
+            timeout=httpx.Timeout(endpoint.read_timeout_s, connect=endpoint.connect_timeout_s),
+            limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
+            headers=self._headers(),
+            trust_env=False,  # a proxy from the environment must not see the code
+        )
+
+    def _headers(self) -> dict[str, str]:
+        key = self.endpoint.api_key.get_secret_value() if self.endpoint.api_key else None
+        if key is None and self.endpoint.api_key_env:
+            key = os.environ.get(self.endpoint.api_key_env)
+        return {"Authorization": f"Bearer {key}"} if key else {}
+
+    @property
+    def label(self) -> str:
+        """``team · gpu-box:8080 · qwen2.5-coder-1.5b``: for the status line."""
+        return " · ".join([self.name, _host(self.endpoint.urls[0]), *([self.served_model] if self.served_model else [])])
+
+    def count_tokens(self, text: str) -> int:
+        return math.ceil(len(text.encode("utf-8", "replace")) / BYTES_PER_TOKEN)
+
+    async def prewarm(self, prompt: str) -> None:
+        """Nothing: the server keeps each slot's prompt itself (``cache_prompt``)."""
+
+    def close(self) -> None:
+        try:
+            asyncio.get_running_loop().create_task(self._client.aclose())
+        except RuntimeError:  # no loop running (shutdown): the pool goes with the process
+            pass
+
+    # -- generation ---------------------------------------------------------------------------------
+
+    async def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
+        urls = self.endpoint.urls
+        key = request.affinity_key or ""
+        first = self._affinity.get(key, 0) % len(urls)
+        failures: list[str] = []
+        for step in range(len(urls)):
+            index = (first + step) % len(urls)
+            try:
+                result = await self._generate_at(urls[index], request, cancel or CancelToken())
+            except EndpointUnavailable as exc:
+                failures.append(str(exc))
+                log.warning("endpoint %s: %s", self.name, exc)
+                continue
+            self._affinity[key] = index  # this document's KV cache lives there now
+            return result
+        raise EndpointUnavailable("; ".join(failures))
+
+    async def _generate_at(self, url: str, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
+        path, body = self._request_body(request)
+        called = time.perf_counter()
+        stream = _Stream(request, called)
+        try:
+            async with self._client.stream("POST", url.rstrip("/") + path, json=body) as response:
+                if response.status_code >= 400:
+                    detail = (await response.aread())[:300].decode("utf-8", "replace")
+                    raise EndpointUnavailable(f"{url}{path} answered HTTP {response.status_code}: {_error_text(detail)}")
+                kind = response.headers.get("content-type", "")
+                if "text/event-stream" not in kind:
+                    raise EndpointUnavailable(
+                        f"{url}{path} is not a {self.endpoint.api} server: it answered {kind or 'no content type'}"
+                    )
+                events = 0
+                async for event in _events(response, cancel):
+                    events += 1
+                    if stream.push(event, self.endpoint.api):
+                        break
+                if not events and not cancel.cancelled:
+                    raise EndpointUnavailable(f"{url}{path} sent a stream with no events (not a {self.endpoint.api} server?)")
+        except httpx.TimeoutException as exc:
+            raise EndpointUnavailable(f"{url}: timed out ({type(exc).__name__})") from None
+        except httpx.HTTPError as exc:
+            raise EndpointUnavailable(f"{url}: {exc or type(exc).__name__}") from None
+        if cancel.cancelled:
+            stream.stop_reason = "cancelled"
+        return stream.result(self.served_model or self.name)
+
+    def _request_body(self, request: GenerationRequest) -> tuple[str, dict]:
+        sampling = {
+            "temperature": request.temperature,
+            "top_k": 1 if request.temperature == 0 else request.top_k,
+            "top_p": request.top_p,
+            "seed": request.seed,
+        }
+        if self.endpoint.api == "llama-server" and request.infill is not None:
+            parts = request.infill
+            body = {
+                "input_prefix": parts.prefix,
+                "input_suffix": parts.suffix,
+                "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
+                "prompt": parts.middle,
+                "n_predict": request.max_tokens,
+                "stop": request.stop,
+                "stream": True,
+                "cache_prompt": True,
+                "n_probs": 1,
+                **sampling,
+            }
+            if request.time_budget_s is not None:
+                body["t_max_predict_ms"] = int(request.time_budget_s * 1000)
+            return "/infill", body
+        body = {
+            "prompt": request.prompt,
+            "max_tokens": request.max_tokens,
+            "stop": request.stop[:4],  # the OpenAI API allows four; the rest are applied here
+            "stream": True,
+            "logprobs": 1,
+            **sampling,
+        }
+        if self.endpoint.model:
+            body["model"] = self.endpoint.model
+        return "/v1/completions", body
+
+
+def _error_text(detail: str) -> str:
+    try:
+        parsed = json.loads(detail)
+    except ValueError:
+        return detail.strip().splitlines()[0][:120] if detail.strip() else "no details"
+    error = parsed.get("error") if isinstance(parsed, dict) else None
+    if isinstance(error, dict):
+        return str(error.get("message", error))[:200]
+    return str(error or parsed)[:200]
+
+
+async def _events(response: httpx.Response, cancel: CancelToken) -> AsyncIterator[dict]:
+    """The JSON objects of a server-sent event stream; stops quietly at ``[DONE]`` or a cancel."""
+    lines = response.aiter_lines()
+    while not cancel.cancelled:
+        pending = asyncio.ensure_future(lines.__anext__())
+        while not pending.done():
+            await asyncio.wait({pending}, timeout=_POLL_S)
+            if cancel.cancelled:
+                pending.cancel()
+                return
+        try:
+            line = pending.result()
+        except StopAsyncIteration:
+            return
+        if not line.startswith("data:"):
+            continue  # comments, event names, the blank line between events
+        data = line[5:].strip()
+        if data == "[DONE]":
+            return
+        try:
+            event = json.loads(data)
+        except ValueError:
+            raise EndpointUnavailable(f"a streamed piece is not JSON: {data[:60]!r}") from None
+        if not isinstance(event, dict):
+            raise EndpointUnavailable(f"a streamed piece is not an object: {data[:60]!r}")
+        if "error" in event:
+            raise EndpointUnavailable(f"the server reported an error: {_error_text(json.dumps(event))}")
+        yield event
+
+
+class _Stream:
+    """Text, log-probabilities and timings of one streamed answer, with the request's stop rules applied."""
+
+    def __init__(self, request: GenerationRequest, called: float) -> None:
+        self.request = request
+        self.called = called
+        self.text = ""
+        self.logprobs: list[float] = []
+        self.n_tokens = 0
+        self.first_token_at: float | None = None
+        self.last_token_at: float | None = None
+        self.stop_reason = "length"
+        self.timings: dict = {}
+        self.answered_early = False
+
+    def push(self, event: dict, api: str) -> bool:
+        """Take one event; True when generation should end here."""
+        piece, logprobs, finished = _parse_event(event, api)
+        if "timings" in event and isinstance(event["timings"], dict):
+            self.timings = event["timings"]
+        if piece:
+            now = time.perf_counter()
+            self.first_token_at = self.first_token_at or now
+            self.last_token_at = now
+            self.text += piece
+            self.logprobs += logprobs
+            self.n_tokens += max(1, len(logprobs))
+            if self._cut():
+                return True
+            if self._out_of_time(now):
+                return True
+            self._maybe_answer_early(now)
+        if finished is not None:
+            self.stop_reason = finished
+            return True
+        return False
+
+    def _cut(self) -> bool:
+        request = self.request
+        cuts = [i for i in (self.text.find(s) for s in request.stop if s) if i >= 0]
+        if request.should_stop is not None and (cut := request.should_stop(self.text)) is not None:
+            cuts.append(cut)
+        if not cuts:
+            return False
+        self.text = self.text[: min(cuts)]
+        self.stop_reason = "stop"
+        return True
+
+    def _out_of_time(self, now: float) -> bool:
+        budget = self.request.time_budget_s
+        if budget is None or self.first_token_at is None or now - self.first_token_at < budget:
+            return False
+        self.stop_reason = "time_budget"
+        return True
+
+    def _maybe_answer_early(self, now: float) -> None:
+        request = self.request
+        if self.answered_early or request.first_answer_s is None or request.on_first_answer is None:
+            return
+        if now - self.called < request.first_answer_s:
+            return
+        self.answered_early = True
+        request.on_first_answer(FirstAnswer(
+            text=self.text, token_logprobs=list(self.logprobs),
+            time_to_first_token_s=(self.first_token_at or now) - self.called,
+            decode_tokens_per_s=self._decode_rate(),
+        ))
+
+    def _decode_rate(self) -> float:
+        if self.n_tokens <= 1 or self.first_token_at is None or self.last_token_at in (None, self.first_token_at):
+            return 0.0
+        return (self.n_tokens - 1) / (self.last_token_at - self.first_token_at)  # type: ignore[operator]
+
+    def result(self, model_name: str) -> GenerationResult:
+        now = time.perf_counter()
+        first = self.first_token_at or now
+        timings = self.timings
+        prompt_n, cache_n = int(timings.get("prompt_n", 0) or 0), int(timings.get("cache_n", 0) or 0)
+        return GenerationResult(
+            text=self.text,
+            stop_reason=self.stop_reason,  # type: ignore[arg-type]
+            n_prompt_tokens=prompt_n + cache_n,
+            n_reused_tokens=cache_n,
+            n_generated_tokens=self.n_tokens,
+            token_logprobs=self.logprobs,
+            prompt_eval_s=float(timings.get("prompt_ms", 0) or 0) / 1000 or (first - self.called),
+            time_to_first_token_s=first - self.called,
+            decode_s=(self.last_token_at or first) - first,
+            model_name=model_name,
+        )
+
+
+def _parse_event(event: dict, api: str) -> tuple[str, list[float], str | None]:
+    """(new text, its tokens' log-probabilities, why it finished or None) for one streamed event."""
+    if "choices" in event:  # OpenAI completions
+        choices = event.get("choices") or [{}]
+        choice = choices[0] if isinstance(choices[0], dict) else {}
+        text = choice.get("text") or ""
+        logprobs = choice.get("logprobs") or {}
+        values = [float(v) for v in (logprobs.get("token_logprobs") or []) if isinstance(v, (int, float))]
+        reason = choice.get("finish_reason")
+        finished = None if reason is None else ("stop" if reason == "stop" else "length" if reason == "length" else "eos")
+        return text, values, finished
+    if "content" in event:  # llama-server /completion and /infill
+        text = event.get("content") or ""
+        values = []
+        for entry in event.get("completion_probabilities") or []:
+            if isinstance(entry, dict) and isinstance(entry.get("logprob"), (int, float)):
+                values.append(float(entry["logprob"]))
+            elif isinstance(entry, dict) and isinstance(entry.get("probs"), list) and entry["probs"]:
+                top = entry["probs"][0]
+                values.append(math.log(max(float(top.get("prob", 0.0)), 1e-12)))
+        finished = None
+        if event.get("stop"):
+            stop_type = event.get("stop_type", "")
+            finished = "length" if stop_type == "limit" else "stop" if stop_type == "word" else "eos"
+        return text, values, finished
+    raise EndpointUnavailable(f"not a {api} stream: a piece without text ({', '.join(list(event)[:5])})")

@@ -1,0 +1,141 @@
+"""A real HTTP server on 127.0.0.1 speaking llama-server's ``/infill`` and OpenAI's ``/v1/completions`` streams.
+
+For the remote engine's fault handling (HTML, garbage, HTTP errors, a stream cut mid-way, a slow server). Each
+test scripts what the next requests get; ``requests`` records path and JSON body of every request, and
+``aborted`` counts streams the client closed before their end (a cancel).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import deque
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import pytest
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """A streamed answer: one event per piece, then the final event (llama-server) or ``[DONE]`` (OpenAI)."""
+
+    pieces: tuple[str, ...]
+    delay_s: float = 0.0
+    finish: str = "stop"  # llama-server stop_type "eos"/"limit"/"word"; OpenAI finish_reason "stop"/"length"
+
+
+@dataclass(frozen=True)
+class Raw:
+    """Bytes as they are, with a status and a content type."""
+
+    body: bytes
+    status: int = 200
+    content_type: str = "text/html"
+
+
+@dataclass(frozen=True)
+class CutStream:
+    """Two pieces, then the connection closes without the end of the stream."""
+
+
+class FakeTeamServer:
+    def __init__(self) -> None:
+        self.requests: list[dict[str, Any]] = []
+        self.aborted = 0
+        self.default: Any = Pieces(("return", " a", " +", " b"))
+        self._script: deque = deque()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                body = json.dumps({"status": "ok"} if self.path == "/health" else {"model_path": "fake.gguf"}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def do_POST(self) -> None:
+                length = int(self.headers.get("Content-Length", 0))
+                body = json.loads(self.rfile.read(length) or b"{}")
+                fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
+                behaviour = fake._script.popleft() if fake._script else fake.default
+                try:
+                    fake._answer(self, behaviour)
+                except (BrokenPipeError, ConnectionResetError):
+                    fake.aborted += 1
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+
+    def script(self, *behaviours: Any) -> None:
+        self._script.extend(behaviours)
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def _answer(self, handler: BaseHTTPRequestHandler, behaviour: Any) -> None:
+        openai = handler.path.startswith("/v1/")
+        if isinstance(behaviour, Raw):
+            handler.send_response(behaviour.status)
+            handler.send_header("Content-Type", behaviour.content_type)
+            handler.send_header("Content-Length", str(len(behaviour.body)))
+            handler.end_headers()
+            handler.wfile.write(behaviour.body)
+            return
+        handler.send_response(200)
+        handler.send_header("Content-Type", "text/event-stream")
+        handler.send_header("Connection", "close")
+        handler.end_headers()
+        if isinstance(behaviour, CutStream):
+            for event in list(_events(Pieces(("a", "b", "c")), openai))[:2]:
+                handler.wfile.write(event)
+            handler.wfile.flush()
+            handler.close_connection = True
+            return
+        for event in _events(behaviour, openai):
+            handler.wfile.write(event)
+            handler.wfile.flush()
+            if behaviour.delay_s:
+                time.sleep(behaviour.delay_s)
+        handler.close_connection = True
+
+
+def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
+    def sse(obj: Any) -> bytes:
+        return b"data: " + json.dumps(obj).encode() + b"\n\n"
+
+    for piece in answer.pieces:
+        if openai:
+            yield sse({"choices": [{"text": piece, "index": 0, "finish_reason": None,
+                                    "logprobs": {"tokens": [piece], "token_logprobs": [-0.05]}}]})
+        else:
+            yield sse({"content": piece, "stop": False, "completion_probabilities": [
+                {"id": 1, "token": piece, "logprob": -0.05, "top_logprobs": []}]})
+    if openai:
+        yield sse({"choices": [{"text": "", "index": 0, "finish_reason": answer.finish}]})
+        yield b"data: [DONE]\n\n"
+    else:
+        yield sse({"content": "", "stop": True, "stop_type": answer.finish,
+                   "timings": {"prompt_n": 12, "cache_n": 30, "prompt_ms": 8.0, "predicted_n": len(answer.pieces),
+                               "predicted_ms": 20.0}})
+
+
+@pytest.fixture
+def fake_team_server() -> Iterator[FakeTeamServer]:
+    server = FakeTeamServer()
+    yield server
+    server.close()

@@ -1,0 +1,221 @@
+"""The remote engine against a loopback server: streams, stops, cancels, failover and every kind of bad answer."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+
+import pytest
+
+from lsp_server.cloud.endpoints import remote_refusal
+from lsp_server.errors import EndpointUnavailable
+from lsp_server.inference.guard import build_ladder
+from lsp_server.inference.remote import RemoteEngine
+from lsp_server.inference.types import CancelToken, GenerationRequest, InfillParts
+from lsp_server.settings import EndpointSettings, GearshiftSettings, parse_settings
+from tests.support.fake_team_server import CutStream, Pieces, Raw
+from tests.support.fake_team_server import fake_team_server as fake_team_server  # noqa: F401 (fixture)
+
+
+def engine_for(*urls: str, api: str = "llama-server", **extra) -> RemoteEngine:
+    return RemoteEngine(EndpointSettings(name="team", urls=list(urls), api=api, connect_timeout_s=0.5,
+                                         read_timeout_s=2.0, **extra))
+
+
+def request(**extra) -> GenerationRequest:
+    return GenerationRequest(prompt="<fim_prefix>def add(a, b):\n    <fim_suffix>\n<fim_middle>", max_tokens=16,
+                             stop=["\n\n"], infill=InfillParts(prefix="def add(a, b):\n    ", middle="", suffix="\n"),
+                             affinity_key="file:///a.py", **extra)
+
+
+def closed_port() -> str:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return f"http://127.0.0.1:{sock.getsockname()[1]}"
+
+
+async def test_llama_server_infill_stream(fake_team_server):
+    engine = engine_for(fake_team_server.url)
+    result = await engine.generate(request())
+    assert result.text == "return a + b" and result.stop_reason == "eos"
+    assert result.n_generated_tokens == 4 and result.token_logprobs == [-0.05] * 4
+    assert (result.n_prompt_tokens, result.n_reused_tokens) == (42, 30)  # the server's own counts
+    sent = fake_team_server.requests[-1]
+    assert sent["path"] == "/infill"
+    body = sent["body"]
+    assert body["input_prefix"] == "def add(a, b):\n    " and body["input_suffix"] == "\n"
+    assert body["cache_prompt"] is True and body["stream"] is True and body["n_predict"] == 16
+
+
+async def test_openai_completions_stream_with_model_and_key(fake_team_server, monkeypatch):
+    monkeypatch.setenv("TEAM_KEY", "sk-team-123")
+    engine = engine_for(fake_team_server.url, api="openai", model="qwen-coder", api_key_env="TEAM_KEY")
+    result = await engine.generate(request())
+    assert result.text == "return a + b" and result.stop_reason == "stop"
+    sent = fake_team_server.requests[-1]
+    assert sent["path"] == "/v1/completions" and sent["body"]["model"] == "qwen-coder"
+    assert sent["body"]["prompt"].startswith("<fim_prefix>")
+    assert sent["headers"]["Authorization"] == "Bearer sk-team-123"
+
+
+async def test_should_stop_cuts_and_closes_the_stream(fake_team_server):
+    fake_team_server.script(Pieces(("x = 1", "\n", "y = 2", "\n", "z = 3"), delay_s=0.05))
+    engine = engine_for(fake_team_server.url)
+    result = await engine.generate(request(should_stop=lambda text: text.find("\n") if "\n" in text else None))
+    assert result.text == "x = 1" and result.stop_reason == "stop"
+
+
+async def test_cancel_closes_the_stream_mid_generation(fake_team_server):
+    fake_team_server.script(Pieces(tuple("abcdefghijklmnopqrstuvwxyz"), delay_s=0.1))
+    engine = engine_for(fake_team_server.url)
+    token = CancelToken()
+    asyncio.get_running_loop().call_later(0.35, token.cancel)
+    result = await engine.generate(request(), token)
+    assert result.stop_reason == "cancelled" and len(result.text) < 10
+    for _ in range(50):  # the server notices the closed connection at its next write
+        if fake_team_server.aborted:
+            break
+        await asyncio.sleep(0.05)
+    assert fake_team_server.aborted == 1
+
+
+async def test_early_answer_and_time_budget(fake_team_server):
+    fake_team_server.script(Pieces(tuple("abcdefghij"), delay_s=0.1))
+    engine = engine_for(fake_team_server.url)
+    early = []
+    result = await engine.generate(request(first_answer_s=0.25, on_first_answer=early.append, time_budget_s=0.5))
+    assert len(early) == 1 and 1 <= len(early[0].text) < len(result.text)
+    assert result.stop_reason == "time_budget" and len(result.text) < 10
+
+
+@pytest.mark.parametrize(("behaviour", "says"), [
+    (Raw(b"<html><body>Login required</body></html>"), "is not a llama-server server"),
+    (Raw(b"\x00\xff\xfe garbage", content_type="text/event-stream"), "no events"),
+    (Raw(b'data: {"unexpected": true}\n\n', content_type="text/event-stream"), "a piece without text"),
+    (Raw(b"data: not json\n\n", content_type="text/event-stream"), "not JSON"),
+    (Raw(b'{"error": {"message": "this model does not support infill"}}', status=501,
+         content_type="application/json"), "does not support infill"),
+    (Raw(b'{"error": "invalid api key"}', status=401, content_type="application/json"), "HTTP 401"),
+])
+async def test_bad_answers_are_endpoint_unavailable_with_the_reason(fake_team_server, behaviour, says):
+    fake_team_server.script(behaviour)
+    with pytest.raises(EndpointUnavailable, match=says):
+        await engine_for(fake_team_server.url).generate(request())
+
+
+async def test_a_stream_cut_short_returns_what_arrived(fake_team_server):
+    fake_team_server.script(CutStream())
+    result = await engine_for(fake_team_server.url).generate(request())
+    assert result.text == "ab"
+
+
+async def test_unreachable_url_is_a_clear_error():
+    with pytest.raises(EndpointUnavailable, match="127.0.0.1"):
+        await engine_for(closed_port()).generate(request())
+
+
+async def test_failover_and_document_affinity(fake_team_server):
+    from tests.support.fake_team_server import FakeTeamServer
+
+    other = FakeTeamServer()
+    try:
+        dead = closed_port()
+        engine = engine_for(dead, fake_team_server.url, other.url)
+        await engine.generate(request())  # the first URL is down: the second answers
+        await engine.generate(request())
+        assert len(fake_team_server.requests) == 2 and not other.requests  # and keeps this document
+        fake_team_server.script(Raw(b"overloaded", status=503, content_type="text/plain"))
+        await engine.generate(request())  # the sticky server fails: the next one takes over
+        await engine.generate(request())
+        assert len(other.requests) == 2
+    finally:
+        other.close()
+
+
+def test_privacy_rules_apply_to_endpoints():
+    team = EndpointSettings(name="team", urls=["http://gpu:8080"])
+    allowed = EndpointSettings(name="box", urls=["http://127.0.0.1:8080"], allow_when_local_only=True)
+    settings = GearshiftSettings()
+    assert remote_refusal(team, "/src/app.py", settings) is None
+    assert "neverSend" in remote_refusal(team, "/src/secrets/settings.py", settings)
+    assert "neverSend" in remote_refusal(team, "/src/.env", settings)
+    local_only = parse_settings({"cloud": {"localOnly": True}})
+    assert "localOnly" in remote_refusal(team, "/src/app.py", local_only)
+    assert remote_refusal(allowed, "/src/app.py", local_only) is None
+
+
+def test_remote_rungs_are_single_and_outside_the_cpu_rules():
+    rungs = build_ladder(["team", "qwen2.5-coder-0.5b"], ["team", "qwen2.5-coder-0.5b"], 2, remote={"team"})
+    assert [r.name for r in rungs][:2] == ["team", "qwen2.5-coder-0.5b"]
+    assert rungs[0].remote and rungs[0].n_threads is None and not rungs[1].remote
+
+
+# -- through the completion service: a ladder of a team endpoint over a local model --------------------
+
+
+class TeamTiers:
+    """The real RemoteEngine for "team", a fake in-process engine for the local model."""
+
+    def __init__(self, settings: GearshiftSettings, local) -> None:
+        self.settings, self.local = settings, local
+        self.remote = RemoteEngine(settings.endpoints[0])
+
+    def endpoint(self, name: str):
+        return next((e for e in self.settings.endpoints if e.name == name), None)
+
+    def get_loaded(self, model: str):
+        return self.remote if model == "team" else self.local
+
+    async def get(self, model: str):
+        return self.get_loaded(model)
+
+
+def team_service(url: str, **cloud):
+    from lsp_server.completion.fim import TEMPLATES
+    from lsp_server.completion.service import CompletionService
+    from lsp_server.inference.guard import LatencyGuard
+    from tests.unit.fakes import MODEL, FakeEngine
+
+    settings = parse_settings({
+        "endpoints": [{"name": "team", "urls": [url], "fimTemplate": "qwen", "connectTimeoutS": 0.5}],
+        "models": {"defaultModel": "team", "ladder": ["team", MODEL]},
+        "cloud": cloud, "completion": {"firstAnswerMs": 60000, "minConfidence": 0.0},
+    })
+    local = FakeEngine()
+    tiers = TeamTiers(settings, local)
+    guard = LatencyGuard(build_ladder(["team", MODEL], ["team", MODEL], 2, remote={"team"}), settings.guard,
+                         target_tok_s=40.0)
+    service = CompletionService(settings, tiers, guard)  # type: ignore[arg-type]
+    service._templates[(str(local.model_path), None)] = TEMPLATES["qwen"]
+    return service, local
+
+
+def snapshot_at_end(text: str, path: str = "/src/app.py"):
+    from lsp_server.documents import DocumentSnapshot
+
+    return DocumentSnapshot(uri="file://" + path, version=1, text=text, offset=len(text), language_id="python",
+                            path=path)
+
+
+async def test_the_team_rung_answers_and_its_template_comes_from_settings(fake_team_server):
+    service, local = team_service(fake_team_server.url)
+    outcome = await service.complete(snapshot_at_end("def add(a, b):\n    "))
+    assert outcome.tier == "team" and outcome.suggestion == "return a + b"
+    assert fake_team_server.requests and not local.requests
+
+
+async def test_a_dead_team_server_is_answered_locally_in_the_same_request_and_the_guard_moves():
+    service, local = team_service(closed_port())
+    outcome = await service.complete(snapshot_at_end("def add(a, b):\n    "))
+    assert outcome.tier == "smollm2-135m" and local.requests  # answered, by the rung below
+    assert "127.0.0.1" in outcome.extras["remoteError"]
+    assert outcome.shift["shiftFrom"] == "team" and "unavailable" in outcome.shift["reason"]
+    assert service.guard.current.name == "smollm2-135m"
+
+
+@pytest.mark.parametrize(("path", "cloud"), [("/src/secrets/settings.py", {}), ("/src/app.py", {"localOnly": True})])
+async def test_never_send_and_local_only_keep_documents_off_the_team_server(fake_team_server, path, cloud):
+    service, local = team_service(fake_team_server.url, **cloud)
+    outcome = await service.complete(snapshot_at_end("password = load()\ndef f():\n    ", path))
+    assert outcome.tier == "smollm2-135m" and local.requests
+    assert fake_team_server.requests == []  # not a byte arrived
