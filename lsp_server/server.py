@@ -123,6 +123,13 @@ class GearshiftServer(LanguageServer):
         except Exception:  # no transport yet (e.g. during tests of the service) must not fail the request
             log.debug("status notification not sent", exc_info=True)
 
+    def notify_client(self, method: str, params: dict[str, Any]) -> None:
+        """A notification of our own; a missing transport (tests of a service alone) is not an error."""
+        try:
+            self.protocol.notify(method, params)
+        except Exception:
+            log.debug("%s not sent", method, exc_info=True)
+
     def show_error(self, message: str) -> None:
         """A pop-up for what the user must act on, once per message; repeats go to the client's log only."""
         log.error("%s", message)

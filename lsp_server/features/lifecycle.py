@@ -15,6 +15,9 @@ log = logging.getLogger(__name__)
 CURSOR_NOTIFICATION = "gearshift/cursor"
 """Client → server: where the cursor rests in the active document (docs/protocol.md)."""
 
+PREWARMED_NOTIFICATION = "gearshift/prewarmed"
+"""Server → client: the prompt at a position was evaluated in the background (clients may ignore it)."""
+
 # Pre-warm after the user pauses this long, so a burst of keystrokes does not queue evaluations.
 _PREWARM_IDLE_S = 0.4
 
@@ -55,7 +58,8 @@ def register(server) -> None:
         except DocumentError:
             return  # closed or shrunk meanwhile: nothing to warm
         if await ls.completions.prewarm(doc, since, guessed=guessed):
-            ls.send_status({"prewarmed": {"uri": uri, "line": position.line, "character": position.character}})
+            # Its own notification: a partial gearshift/status would replace the last completion's figures in clients.
+            ls.notify_client(PREWARMED_NOTIFICATION, {"uri": uri, "line": position.line, "character": position.character})
 
     @server.feature(types.TEXT_DOCUMENT_DID_OPEN)
     def on_open(ls, params: types.DidOpenTextDocumentParams) -> None:

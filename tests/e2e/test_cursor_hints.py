@@ -12,7 +12,7 @@ import pytest
 from lsprotocol import types
 from pytest_lsp import LanguageClient
 
-from tests.e2e.conftest import inline_params, open_doc, statuses, wait_ready
+from tests.e2e.conftest import as_dict, inline_params, open_doc, statuses, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -23,13 +23,23 @@ def long_module(name: str) -> str:
     return "".join(parts)
 
 
-async def wait_prewarmed(client: LanguageClient, uri: str, timeout_s: float = 120.0) -> None:
+def listen_for_prewarms(client: LanguageClient) -> list[dict]:
+    prewarmed: list[dict] = []
+
+    @client.feature("gearshift/prewarmed")
+    def on_prewarmed(params) -> None:
+        prewarmed.append(as_dict(params))
+
+    return prewarmed
+
+
+async def wait_prewarmed(prewarmed: list[dict], uri: str, timeout_s: float = 120.0) -> None:
     deadline = asyncio.get_running_loop().time() + timeout_s
     while asyncio.get_running_loop().time() < deadline:
-        if any((s.get("prewarmed") or {}).get("uri") == uri for s in statuses(client)):
+        if any(p.get("uri") == uri for p in prewarmed):
             return
         await asyncio.sleep(0.05)
-    raise AssertionError(f"no prewarm reported for {uri}: {statuses(client)[-3:]}")
+    raise AssertionError(f"no prewarm reported for {uri}: {prewarmed}")
 
 
 async def first_request_evaluated(client: LanguageClient, uri: str, line: int, character: int) -> int:
@@ -41,6 +51,7 @@ async def first_request_evaluated(client: LanguageClient, uri: str, line: int, c
 
 
 async def test_a_cursor_hint_evaluates_the_prompt_before_the_first_keystroke(client: LanguageClient):
+    prewarmed = listen_for_prewarms(client)
     await wait_ready(client)
     hinted, cold = "file:///tmp/gearshift-e2e/hinted.py", "file:///tmp/gearshift-e2e/cold.py"
     line = 30 * 4 + 2  # inside the 31st function's body, far from the file's start and end
@@ -50,7 +61,7 @@ async def test_a_cursor_hint_evaluates_the_prompt_before_the_first_keystroke(cli
     open_doc(client, hinted, long_module("grow"))
     client.protocol.notify("gearshift/cursor", {"textDocument": {"uri": hinted},
                                                 "position": {"line": line, "character": 4}})
-    await wait_prewarmed(client, hinted)
+    await wait_prewarmed(prewarmed, hinted)
     hinted_evaluated = await first_request_evaluated(client, hinted, line, 4)
 
     assert cold_evaluated >= 100, cold_evaluated  # the window, evaluated at the keystroke

@@ -221,6 +221,13 @@ def test_statusline_and_command_arguments(fake: dict):
     assert fake["answer"] == ["# Explanation", "", "It adds."]
 
 
+def test_cursor_hints_where_the_cursor_rests(fake: dict):
+    hints = fake["hints"]
+    assert hints[0]["textDocument"]["uri"].endswith("/fake.py")  # on attach
+    # The quick move to (0, 1) was superseded within the debounce; the rest at byte 7 sent once, in UTF-16.
+    assert [h["position"] for h in hints[1:]] == [{"line": 0, "character": 6}], hints
+
+
 def test_checkhealth(fake: dict):
     assert "gearshift:" in fake["health"]
     assert "OK client" in fake["health"] and "inlineCompletionProvider" in fake["health"]

@@ -6,7 +6,7 @@ local gearshift = require('gearshift')
 local ghost = require('gearshift.ghost')
 
 local SUGGESTION = 'a - b\n    # done'
-local log = { requests = {}, cancelled = {}, commands = {} }
+local log = { requests = {}, cancelled = {}, commands = {}, hints = {} }
 
 --- An in-process server (`cmd` as a function): answers inlineCompletion after 300 ms unless cancelled.
 local function fake_server(dispatchers)
@@ -44,7 +44,9 @@ local function fake_server(dispatchers)
     return true, id
   end
   function srv.notify(method, params)
-    if method == '$/cancelRequest' then
+    if method == 'gearshift/cursor' then
+      table.insert(log.hints, params)
+    elseif method == '$/cancelRequest' then
       table.insert(log.cancelled, params.id)
       pending[params.id] = nil
     elseif method == 'exit' then
@@ -69,6 +71,16 @@ H.run(function()
   vim.cmd.edit(vim.fn.fnameescape(path))
   local bufnr = vim.api.nvim_get_current_buf()
   H.wait_for('the client to attach', 5000, function() return gearshift.get_client(bufnr) end)
+
+  -- Cursor hints: where the cursor comes to rest, once, in UTF-16 ("é" is one unit), after the debounce.
+  H.wait_for('the hint on attach', 2000, function() return #log.hints >= 1 end)
+  vim.api.nvim_win_set_cursor(0, { 1, 1 })
+  H.sleep(50)
+  vim.api.nvim_win_set_cursor(0, { 1, 7 }) -- the closing quote of 'x = "é"': byte 7, UTF-16 character 6
+  H.sleep(600)
+  vim.api.nvim_win_set_cursor(0, { 1, 7 }) -- the same place again: nothing new to say
+  H.sleep(400)
+  H.fact('hints', vim.deepcopy(log.hints))
 
   -- Three quick keystrokes: one debounced request, not three.
   vim.api.nvim_win_set_cursor(0, { 3, 0 })

@@ -33,6 +33,9 @@ M.defaults = {
   --- lines; on stderr Neovim records every one of them as [ERROR] in :LspLog. false: keep stderr.
   --- nil: stdpath('log')/gearshift.log.
   log_file = nil,
+  --- Tell the server where the cursor rests (gearshift/cursor), so the prompt there is evaluated
+  --- before the first keystroke. false: never.
+  cursor_hints = true,
   --- Where :GearshiftExplain / :GearshiftEscalate answers go: "split" or "float".
   answer = 'split',
   --- Insert-mode keys; set one to false to leave it unmapped.
@@ -299,6 +302,9 @@ local function on_attach(client, bufnr)
     builtin_follow_current(bufnr)
   else
     require('gearshift.ghost').attach(bufnr, client.id)
+  end
+  if M.config.cursor_hints ~= false then
+    require('gearshift.hints').attach(bufnr, client)
   end
   set_keymaps(bufnr)
 end
