@@ -21,7 +21,7 @@ from pygls.capabilities import get_capability
 from lsp_server.cloud.client import CloudService
 from lsp_server.cloud.prompts import build_prompt, extract_code_block
 from lsp_server.completion import languages
-from lsp_server.documents import DocumentError, model_text, offset_at, open_document
+from lsp_server.documents import DocumentError, find_open_document, model_text, offset_at, open_document
 from lsp_server.errors import CloudError, RequestRefused
 from lsp_server.inference.chat import format_chat
 from lsp_server.inference.types import CancelToken, GenerationRequest
@@ -353,6 +353,10 @@ def register(server) -> None:
             request = selection_request(ls, task, args)
         elif ls.last_action is not None:
             request = ls.last_action
+            document = find_open_document(ls.workspace, request.uri)
+            if request.task == "refactor" and (document is None or document.version != request.version):
+                # Its range points into text that has moved (often the local refactor itself, applied).
+                raise RequestRefused("The file changed since that refactor; select the code again to escalate it")
         else:
             raise RequestRefused("Nothing to escalate yet: run Explain, Refactor or Review on a selection first")
         # When the router keeps it local (no key, local-only, never_send), the answer says so and why.

@@ -150,3 +150,23 @@ async def test_the_same_settings_mistake_pops_up_once(wire):
                    "params": {"settings": {"gearshift": {"completion": {"maxTokens": -5}}}}})
     await wire.settle()
     assert len(wire.pop_ups()) == 1, wire.pop_ups()
+
+
+async def test_escalating_a_refactor_after_its_file_changed_asks_for_a_fresh_selection(wire):
+    from lsprotocol import types
+
+    from lsp_server.features.actions import ActionRequest
+
+    wire.initialize()
+    open_doc(wire)
+    rng = types.Range(start=types.Position(line=0, character=0), end=types.Position(line=1, character=0))
+    wire.server.last_action = ActionRequest(task="refactor", uri="file:///tmp/a.py", range=rng,
+                                            selection="def f():\n", language="python", path="/tmp/a.py", version=1)
+    wire.feed({"jsonrpc": "2.0", "method": "textDocument/didChange", "params": {
+        "textDocument": {"uri": "file:///tmp/a.py", "version": 2},
+        "contentChanges": [{"range": {"start": {"line": 0, "character": 0}, "end": {"line": 0, "character": 0}},
+                            "text": "# x\n"}]}})
+    wire.feed(request(12, "workspace/executeCommand", {"command": "gearshift.escalate", "arguments": []}))
+    await wire.settle()
+    error = only_error(wire, 12)
+    assert error["code"] == -32602 and "select the code again" in error["message"]
