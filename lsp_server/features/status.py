@@ -16,6 +16,9 @@ def status_report(ls) -> dict[str, Any]:
         "guard": guard.state() if guard else None,
         "modelError": ls.model_error,
     }
+    engine = ls.tiers.get_loaded(guard.current.model) if guard else None
+    if engine is not None and getattr(engine, "label", None):
+        report["tierLabel"] = engine.label  # a team endpoint: "team · gpu-box:8080 · qwen2.5-coder-1.5b"
     cloud = getattr(ls, "cloud", None)
     if cloud is not None:
         report["cloud"] = cloud.status()

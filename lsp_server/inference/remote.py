@@ -86,7 +86,26 @@ class RemoteEngine:
 
     # -- generation ---------------------------------------------------------------------------------
 
+    async def describe(self) -> None:
+        """Learn the served model's name once (llama-server ``/props``, OpenAI ``/v1/models``), for the status."""
+        if self.served_model is not None:
+            return
+        url = self.endpoint.urls[0].rstrip("/")
+        path = "/props" if self.endpoint.api == "llama-server" else "/v1/models"
+        try:
+            response = await self._client.get(url + path, timeout=self.endpoint.connect_timeout_s)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return  # the status just shows less; generation says what is wrong
+        if isinstance(body, dict) and isinstance(body.get("model_path"), str):
+            self.served_model = body["model_path"].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
+        elif isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
+            first = body["data"][0]
+            self.served_model = first.get("id") if isinstance(first, dict) else None
+
     async def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
+        if self.served_model is None:
+            await self.describe()
         urls = self.endpoint.urls
         key = request.affinity_key or ""
         first = self._affinity.get(key, 0) % len(urls)

@@ -40,6 +40,7 @@ async def test_llama_server_infill_stream(fake_team_server):
     assert result.text == "return a + b" and result.stop_reason == "eos"
     assert result.n_generated_tokens == 4 and result.token_logprobs == [-0.05] * 4
     assert (result.n_prompt_tokens, result.n_reused_tokens) == (42, 30)  # the server's own counts
+    assert engine.label == f"team · {fake_team_server.url.removeprefix('http://')} · fake"  # from /props
     sent = fake_team_server.requests[-1]
     assert sent["path"] == "/infill"
     body = sent["body"]
