@@ -88,6 +88,12 @@ async def replay(args: argparse.Namespace) -> dict:
     for path, source, start, end in functions:
         body = source[start:end]
         editor.open(path.resolve().as_uri() + f"#replay{start}", source[:start] + source[end:])
+        if args.cursor_hints:
+            # As our clients do: the cursor rests where typing will start while the programmer reads.
+            position = editor.position_at(start)
+            editor.client.protocol.notify("gearshift/cursor", {
+                "textDocument": {"uri": editor.uri},
+                "position": {"line": position.line, "character": position.character}})
         await asyncio.sleep(args.open_pause_ms / 1000)  # a programmer looks at the file before typing
         cursor, remaining = start, body
         total_chars += len(body)
@@ -142,6 +148,7 @@ async def replay(args: argparse.Namespace) -> dict:
         "shown_share": round(shown / keystrokes, 3) if keystrokes else 0.0,
         "functions": [f"{p.name}@{s}" for p, _, s, _ in functions],
         "interval_ms": args.interval_ms,
+        "cursor_hints": args.cursor_hints,
         "patience_ms": args.patience_ms,
         "steady_p50_ms": round(percentile(steady, 0.5), 1),
         "steady_p95_ms": round(percentile(steady, 0.95), 1),
@@ -162,6 +169,8 @@ def main() -> int:
                         help="longest wait for a suggestion before typing on (the request is then cancelled)")
     parser.add_argument("--open-pause-ms", type=float, default=1500.0, help="pause after opening a file")
     parser.add_argument("--completion", default="{}", help='completion settings to override, as JSON ({"prefixTokens": 512})')
+    parser.add_argument("--cursor-hints", action="store_true",
+                        help="send gearshift/cursor where typing starts when a file opens, as the editor clients do")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
     report = asyncio.run(replay(args))
