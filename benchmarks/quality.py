@@ -132,7 +132,8 @@ async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[
 
 
 async def evaluate_tier(
-    model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False
+    model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False,
+    details_path: str | None = None,
 ) -> tuple[dict, list]:
     settings = settings_for(model, generous)
     tiers = TierManager(settings)
@@ -179,10 +180,15 @@ async def evaluate_tier(
                     "final_pass": check(final.suggestion) if final.suggestion else False,
                     "final_confidence": final.confidence,
                     "early": first.stop_reason == "first_answer",
+                    "stop_reason": first.stop_reason, "final_stop_reason": final.stop_reason,
+                    "first_ms": first.latency_ms,
                     "generated": final.extras.get("generated", first.extras.get("generated")),
                     "tier": first.tier, "pipeline_s": round(pipeline_s, 3),
                 }
                 details.append(record)
+                if details_path:
+                    with open(details_path, "a") as sink:
+                        sink.write(json.dumps(record) + "\n")
             if progress:
                 done = [d for d in details if d["run"] == run]
                 print(f"    {problem['task_id']}: {len(done)} lines, raw {sum(d['raw_pass'] for d in done)}"
@@ -288,25 +294,25 @@ def main() -> int:
     parser.add_argument("--generous", action="store_true", help="60 s budgets, no early answer, guard off, full window")
     parser.add_argument("--progress", action="store_true", help="a line on stderr after each problem")
     parser.add_argument("--json", metavar="PATH", help="write the summary here")
-    parser.add_argument("--details", metavar="PATH", help="write every masked line's record here (JSON lines)")
+    parser.add_argument("--details", metavar="PATH", help="every masked line's record, as measured (JSON lines)")
     args = parser.parse_args()
     problems = load_problems(args.limit, args.seed, args.skip)
     GearshiftSettings()  # fail early on a broken install
     records = []
-    all_details = []
+    if args.details:
+        Path(args.details).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.details).write_text("")  # each record is appended as it is measured
     for model in args.tiers.split(",") if args.tiers else [None]:
-        record, details = asyncio.run(evaluate_tier(model, problems, args.runs, args.generous, args.progress))
+        record, details = asyncio.run(
+            evaluate_tier(model, problems, args.runs, args.generous, args.progress, args.details)
+        )
         record["sample"] = {"limit": args.limit, "seed": args.seed, "skip": args.skip,
                             "tasks": [p["task_id"] for p in problems] if args.limit else "all"}
         records.append(record)
-        all_details.extend(details)
         print_report(record)
     if args.json:
         Path(args.json).parent.mkdir(parents=True, exist_ok=True)
         Path(args.json).write_text(json.dumps(records if len(records) > 1 else records[0], indent=2))
-    if args.details:
-        Path(args.details).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.details).write_text("".join(json.dumps(d) + "\n" for d in all_details))
     return 0
 
 

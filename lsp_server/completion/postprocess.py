@@ -238,8 +238,9 @@ def postprocess(
 ) -> str | None:
     """The part of ``raw`` worth showing at the cursor, or None when nothing is.
 
-    ``truncated``: generation stopped on the token limit or the time budget, so the last line of a
-    multi-line suggestion may be unfinished and is dropped.
+    ``truncated``: generation stopped on the token limit or the time budget, so the last line is unfinished
+    and is dropped (unless a rule ended the suggestion before it): ``return x`` of ``return x + 1`` parses but
+    says something else, and a one-line suggestion cut short shows nothing.
     ``trace``: when given, the name of each rule that changed the text is appended to it, in order.
     """
     if not raw:
@@ -256,8 +257,9 @@ def postprocess(
     cut = walker.feed(text, final=True)
     if cut is not None:
         text = step(walker.rule or "line_rules", text, text[:cut])
-    if truncated and ctx.multiline and "\n" in text.strip("\n"):
-        text = step("unfinished_line", text, text[: text.rfind("\n")])
+    elif truncated:
+        # Stopped in the middle of a line: any prefix of it may mean something else than the line would have.
+        text = step("unfinished_line", text, text[: max(0, text.rfind("\n"))])
     text = _strip_trailing_whitespace(text)
     text = step("line_overlap", text, _strip_line_after_overlap(text, ctx))
     text = step("unbalanced", text, _strip_trailing_whitespace(_cut_unbalanced(text, ctx)))

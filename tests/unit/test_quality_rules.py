@@ -151,3 +151,33 @@ def test_a_suggestion_after_a_line_still_being_typed_above_in_its_function():
     ctx = context(source)
     assert not ctx.parsed_ok
     assert postprocess("while b:", ctx, max_lines=8) == "while b:"
+
+
+# HumanEval/20, line 6 ``distance = abs(elem - elem2)``: a generation stopped by the time budget after
+# ``distance = abs`` (before the fix: shown, it parses, and binds the function; now nothing).
+CLOSEST = """
+def find_closest_elements(numbers):
+    closest_pair = None
+    distance = None
+    for idx, elem in enumerate(numbers):
+        for idx2, elem2 in enumerate(numbers):
+            if idx != idx2:
+                if distance is None:
+                    █
+                    closest_pair = tuple(sorted([elem, elem2]))
+    return closest_pair
+"""
+
+
+def test_a_line_cut_short_by_the_time_budget_is_not_shown():
+    ctx = context(CLOSEST)
+    assert postprocess("distance = abs", ctx, max_lines=8, truncated=True) is None
+    assert postprocess("distance = abs(elem - elem2)", ctx, max_lines=8) == "distance = abs(elem - elem2)"
+
+
+def test_lines_a_rule_ended_are_finished_even_when_generation_ran_out():
+    """The indentation rule ended the suggestion before the budget did: its last line is whole."""
+    source = "def f(values):\n    for v in values:\n        █\n    return total\n"
+    raw = "total += v\n        count += 1\n    return total\n\ndef g("
+    # Before: "total += v" (the whole line `count += 1` dropped as if unfinished).
+    assert postprocess(raw, context(source), max_lines=8, truncated=True) == "total += v\n        count += 1"
