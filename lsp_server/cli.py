@@ -17,6 +17,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "complete": ("lsp_server.complete_cli", "one completion at FILE:LINE:COL through the full pipeline"),
     "models": ("lsp_server.inference.models_cli", "list, verify or locate the embedded models"),
     "fit": ("lsp_server.inference.fit", "which model fits this machine's memory and holds 40 tok/s"),
+    "eval": ("lsp_server.eval_cli", "which installed tier is accurate and fast enough on this repository"),
 }
 
 
