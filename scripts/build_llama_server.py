@@ -14,6 +14,7 @@ Usage: python scripts/build_llama_server.py  -> prints the binary's path on stdo
 
 from __future__ import annotations
 
+import fcntl
 import hashlib
 import importlib.util
 import json
@@ -202,13 +203,26 @@ def build(args: list[str], out: Path) -> Path:
     return out / "llama-server"
 
 
+def _usable(binary: Path) -> bool:
+    return binary.is_file() and os.access(binary, os.X_OK)
+
+
 def main() -> int:
     args = server_cmake_args(build_llama.cmake_args(build_llama.cpu_flags()))
     out = server_cache_dir(args)
     binary = out / "llama-server"
     try:
-        if not (binary.is_file() and os.access(binary, os.X_OK)):
-            binary = build(args, out)
+        if not _usable(binary):
+            out.parent.mkdir(parents=True, exist_ok=True)
+            # One build at a time per key: a second caller (another checkout, a parallel make) waits for it.
+            with open(out.parent / f"{out.name}.lock", "w") as lock:
+                try:
+                    fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    _log("another build of this llama-server is running; waiting for it")
+                    fcntl.flock(lock, fcntl.LOCK_EX)
+                if not _usable(binary):
+                    binary = build(args, out)
     except BuildError as exc:
         print(f"build_llama_server: {exc}", file=sys.stderr)
         return 1

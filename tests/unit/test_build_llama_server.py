@@ -178,3 +178,26 @@ def test_cached_binary_is_reused_without_building(tmp_path, monkeypatch, capsys)
     out, _ = capsys.readouterr()
     assert out == f"{binary}\n"
     assert os.access(out.strip(), os.X_OK)
+
+
+def test_a_second_caller_waits_for_the_running_build_and_reuses_it(tmp_path, monkeypatch, capsys):
+    import fcntl
+    import threading
+
+    (tmp_path / "empty").mkdir()
+    _isolate(tmp_path, monkeypatch, tmp_path / "empty")
+    out = bls.server_cache_dir(bls.server_cmake_args(bls.build_llama.cmake_args(bls.build_llama.cpu_flags())))
+    out.parent.mkdir(parents=True)
+    waiting = threading.Event()
+    monkeypatch.setattr(bls, "_log", lambda message: waiting.set() if "waiting" in message else None)
+    monkeypatch.setattr(bls, "build", lambda args, out: pytest.fail("built a second time"))
+    result = []
+    with open(out.parent / f"{out.name}.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the "other" build
+        caller = threading.Thread(target=lambda: result.append(bls.main()))
+        caller.start()
+        assert waiting.wait(30)
+        binary = _exe(out / "llama-server")  # the other build finishes
+    caller.join(30)
+    assert result == [0]
+    assert capsys.readouterr().out == f"{binary}\n"
