@@ -19,6 +19,10 @@ from lsp_server.errors import GearshiftError
 
 DEFAULT_SAMPLES = 60
 
+FILES_PER_SAMPLE = 2
+MIN_FILES_READ = 100
+"""At most FILES_PER_SAMPLE files per sample (and at least MIN_FILES_READ) are read to draw the samples from."""
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", nargs="?", default=".", help="a git repository or a folder in one (default: .)")
@@ -187,7 +191,7 @@ def build_report(
         "cpu": cpu_name(),
         "settings": "shipped defaults, latency guard off (one tier at a time)",
         "targetTokS": target_tok_s,
-        "sample": {**sample_set, "eligibleFiles": len(found.files), "skippedFiles": dict(found.skipped)},
+        "sample": {**sample_set, "filesRead": len(found.files), "skippedFiles": dict(found.skipped)},
         "tiers": {
             summary.tier: {**_camel(summary.to_json()), "date": date, "sample": sample_set,
                            "results": [_camel(vars(result)) for result in results]}
@@ -207,7 +211,8 @@ def main(args: argparse.Namespace) -> int:
 
     settings = GearshiftSettings()
     path = Path(args.path).expanduser()
-    found = source_files(path, settings.cloud)
+    found = source_files(path, settings.cloud, limit=max(FILES_PER_SAMPLE * args.samples, MIN_FILES_READ),
+                         seed=args.seed)
     if not found.files:
         raise GearshiftError(
             f"no file under {path} is worth evaluating: git tracks none in a language Gearshift parses"
@@ -220,7 +225,7 @@ def main(args: argparse.Namespace) -> int:
     multiline = sum(1 for s in samples if s.n_lines > 1)
     print(
         f"Private eval of {found.root}: {len(samples)} samples ({len(samples) - multiline} lines,"
-        f" {multiline} spans of 2-4 lines) from {len({s.path for s in samples})} of {len(found.files)} files,"
+        f" {multiline} spans of 2-4 lines) from {len({s.path for s in samples})} files,"
         f" seed {args.seed}; {cpu_name()}",
         flush=True,
     )

@@ -8,6 +8,7 @@ binary, huge, not UTF-8 or looks generated (a marker in its first lines, minifie
 
 from __future__ import annotations
 
+import random
 import subprocess
 from collections import Counter
 from dataclasses import dataclass, field
@@ -116,11 +117,20 @@ def skip_reason(relative: str, data: bytes) -> str | None:
     return None
 
 
-def source_files(path: Path, cloud: CloudSettings) -> RepositoryFiles:
-    """The files under ``path`` (a folder of a git repository) a private eval may mask."""
+def source_files(path: Path, cloud: CloudSettings, limit: int | None = None, seed: int = 0) -> RepositoryFiles:
+    """The files under ``path`` (a folder of a git repository) a private eval may mask, sorted by path.
+
+    ``limit``: stop after that many, read in an order shuffled with ``seed`` (a large repository is not read
+    whole, nor held in memory, for a few dozen samples).
+    """
     root = repository_root(path)
     found = RepositoryFiles(root=root, files=[])
-    for relative in tracked_files(path):
+    paths = tracked_files(path)
+    if limit is not None:
+        random.Random(seed).shuffle(paths)
+    for relative in paths:
+        if limit is not None and len(found.files) >= limit:
+            break
         absolute = root / relative
         if never_send_match(str(absolute), cloud) or never_send_match(relative, cloud):
             found.skipped["neverSend"] += 1
@@ -141,4 +151,5 @@ def source_files(path: Path, cloud: CloudSettings) -> RepositoryFiles:
             found.skipped[reason] += 1
             continue
         found.files.append(SourceFile(relative, spec.name, data.decode("utf-8")))
+    found.files.sort(key=lambda source: source.path)
     return found

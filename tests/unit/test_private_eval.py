@@ -165,6 +165,15 @@ def test_unsupported_binary_generated_and_huge_files_are_left_out(tmp_path):
     assert found.skipped == {"language": 1, "binary": 2, "generated": 3, "huge": 1}
 
 
+def test_a_large_repository_is_read_only_as_far_as_the_limit_in_a_seeded_order(tmp_path):
+    repo = make_repo(tmp_path / "repo", {f"m{n}.py": FUNCTION.format(n=n) for n in range(12)})
+    picked = [f.path for f in source_files(repo, CloudSettings(), limit=4, seed=5).files]
+    assert len(picked) == 4 and picked == sorted(picked)
+    assert [f.path for f in source_files(repo, CloudSettings(), limit=4, seed=5).files] == picked
+    others = {tuple(f.path for f in source_files(repo, CloudSettings(), limit=4, seed=s).files) for s in range(6)}
+    assert len(others) > 1
+
+
 def test_a_subfolder_evaluates_only_its_files(tmp_path):
     repo = make_repo(tmp_path / "repo", {"a/one.py": FUNCTION.format(n=1), "b/two.py": FUNCTION.format(n=2)})
     found = source_files(repo / "a", CloudSettings())
