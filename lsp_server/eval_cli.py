@@ -11,11 +11,22 @@ import argparse
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime
+from collections import Counter
+from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from lsp_server.errors import GearshiftError
+
+if TYPE_CHECKING:  # the evaluation modules load the pipeline; `gearshift --help` should not
+    from lsp_server.evaluation.metrics import SampleResult, TierSummary
+    from lsp_server.evaluation.recommend import Recommendation
+    from lsp_server.evaluation.repository import RepositoryFiles
+    from lsp_server.evaluation.sampling import Sample
+    from lsp_server.settings import GearshiftSettings
+
+Measured = list[tuple["TierSummary", list["SampleResult"]]]
+"""Per tier: its summary and its per-sample results."""
 
 DEFAULT_SAMPLES = 60
 
@@ -131,7 +142,7 @@ def _num(value: float | None, digits: int = 0) -> str:
     return "-" if value is None else f"{value:.{digits}f}"
 
 
-def format_table(summaries: list) -> str:
+def format_table(summaries: list[TierSummary]) -> str:
     """The per-tier table (TierSummary rows)."""
     header = f"{'tier':<22}{'exact':>8}{'edit sim':>10}{'hidden':>8}{'tok/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'time':>8}"
     rows = [header]
@@ -147,22 +158,34 @@ def _skipped(skipped: dict[str, int]) -> str:
     return ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())) or "none"
 
 
-async def _measure(settings, tiers: list[str], root: Path, samples: list, progress: Progress) -> list[tuple]:
+async def _measure(
+    settings: GearshiftSettings, tiers: list[str], root: Path, samples: list[Sample], progress: Progress
+) -> Measured:
     from lsp_server.evaluation.metrics import summarise
     from lsp_server.evaluation.runner import run_tier
 
-    measured = []
+    measured: Measured = []
     n = len(samples)
     for tier in tiers:
         started = time.perf_counter()
         progress.start_tier(tier)
 
-        def on_sample(_index: int, result) -> None:
+        def on_sample(_index: int, result: SampleResult) -> None:
             progress.sample_done(result.exact, n)
 
         results = await run_tier(settings, tier, root, samples, on_sample, on_loaded=progress.samples_start)
         measured.append((summarise(tier, results, time.perf_counter() - started), results))
     return measured
+
+
+def hidden_reasons(results: list[SampleResult]) -> dict[str, int]:
+    """How many suggestions each reason hid, most first (``confidence 0.12 below 0.25`` counts as ``confidence``)."""
+    reasons: Counter[str] = Counter()
+    for result in results:
+        if not result.shown:
+            reason = result.hidden_reason or "nothing"
+            reasons["confidence" if reason.startswith("confidence") else reason] += 1
+    return dict(reasons.most_common())
 
 
 def _camel(record: dict[str, Any]) -> dict[str, Any]:
@@ -172,13 +195,13 @@ def _camel(record: dict[str, Any]) -> dict[str, Any]:
 
 
 def build_report(
-    *, root: Path, path: Path, commit: str | None, seed: int, requested: int, samples: list, found, measured: list,
-    recommendation, target_tok_s: float,
+    *, root: Path, path: Path, commit: str | None, seed: int, requested: int, samples: list[Sample],
+    found: RepositoryFiles, measured: Measured, recommendation: Recommendation, target_tok_s: float,
 ) -> dict[str, Any]:
     """This run's report: no document text, only positions and figures."""
     from lsp_server.evaluation.results import REPORT_VERSION, cpu_name
 
-    date = datetime.now(UTC).isoformat(timespec="seconds")
+    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sample_set = {"seed": seed, "requested": requested, "drawn": len(samples),
                   "multiline": sum(1 for s in samples if s.n_lines > 1), "files": len({s.path for s in samples}),
                   "commit": commit}
@@ -194,6 +217,7 @@ def build_report(
         "sample": {**sample_set, "filesRead": len(found.files), "skippedFiles": dict(found.skipped)},
         "tiers": {
             summary.tier: {**_camel(summary.to_json()), "date": date, "sample": sample_set,
+                           "hiddenReasons": hidden_reasons(results),
                            "results": [_camel(vars(result)) for result in results]}
             for summary, results in measured
         },

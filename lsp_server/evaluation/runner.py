@@ -65,7 +65,7 @@ async def shown(service: CompletionService, doc: DocumentSnapshot) -> Answer:
         return Answer(first, first, first)
     try:
         await asyncio.wait_for(finished.wait(), BACKGROUND_WAIT_S)
-    except TimeoutError:
+    except asyncio.TimeoutError:  # not the builtin TimeoutError before Python 3.11
         pass
     final = await service.complete(doc)
     return Answer(first, final, background[0] if background else first)

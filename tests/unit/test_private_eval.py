@@ -383,3 +383,14 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
     saved = tmp_path / "cache" / "gearshift" / "eval" / f"{results_module.repository_key(repo)}.json"
     assert json.loads(saved.read_text())["tiers"]["smollm2-135m"]["results"] == tier["results"]
     assert "def " not in saved.read_text()  # positions and figures only, no code
+
+
+def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
+    from lsp_server.eval_cli import hidden_reasons
+
+    hidden = [
+        score("a.py", 4, 1, "x = 1", None, latency_ms=1, tokens_per_s=None, generated_tokens=0, hidden_reason=reason)
+        for reason in ("confidence 0.10 below 0.25", "confidence 0.20 below 0.25", "removed by parse_check")
+    ]
+    shown = score("a.py", 5, 1, "x = 1", "x = 1", latency_ms=1, tokens_per_s=None, generated_tokens=0)
+    assert hidden_reasons([*hidden, shown]) == {"confidence": 2, "removed by parse_check": 1}
