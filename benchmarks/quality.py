@@ -106,10 +106,12 @@ def _verdict(outcome: CompletionOutcome) -> str:
     return "+".join(rules) if rules else "kept"
 
 
-def settings_for(model: str | None, generous: bool) -> GearshiftSettings:
-    raw: dict = {}
+def settings_for(model: str | None, generous: bool, ladder: list[str] | None = None) -> GearshiftSettings:
+    raw: dict = {"models": {}}
     if model:
-        raw["models"] = {"defaultModel": model}
+        raw["models"]["defaultModel"] = model
+    if ladder:
+        raw["models"]["ladder"] = ladder
     if generous:
         raw["guard"] = {"enabled": False}
         raw["completion"] = {"timeBudgetMs": 60000, "firstAnswerMs": 60000, "coldPromptMs": 0}
@@ -133,9 +135,9 @@ async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[
 
 async def evaluate_tier(
     model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False,
-    details_path: str | None = None,
+    details_path: str | None = None, ladder: list[str] | None = None,
 ) -> tuple[dict, list]:
-    settings = settings_for(model, generous)
+    settings = settings_for(model, generous, ladder)
     tiers = TierManager(settings)
     guard = starting_guard(settings, tiers)
     engine = await tiers.get(guard.current.model)
@@ -291,6 +293,7 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--skip", type=int, default=0, help="draw only from problems after the first N")
     parser.add_argument("--runs", type=int, default=1)
+    parser.add_argument("--ladder", help="comma-separated models the guard may shift between (default: shipped)")
     parser.add_argument("--generous", action="store_true", help="60 s budgets, no early answer, guard off, full window")
     parser.add_argument("--progress", action="store_true", help="a line on stderr after each problem")
     parser.add_argument("--json", metavar="PATH", help="write the summary here")
@@ -304,7 +307,8 @@ def main() -> int:
         Path(args.details).write_text("")  # each record is appended as it is measured
     for model in args.tiers.split(",") if args.tiers else [None]:
         record, details = asyncio.run(
-            evaluate_tier(model, problems, args.runs, args.generous, args.progress, args.details)
+            evaluate_tier(model, problems, args.runs, args.generous, args.progress, args.details,
+                          args.ladder.split(",") if args.ladder else None)
         )
         record["sample"] = {"limit": args.limit, "seed": args.seed, "skip": args.skip,
                             "tasks": [p["task_id"] for p in problems] if args.limit else "all"}

@@ -729,11 +729,17 @@ def _parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, i
     """Widen the prompt windows to the nearest top-level lines (within PARSE_SLACK_CHARS) for parsing.
 
     A window cut in the middle of a function leaves stray or missing braces that tree-sitter
-    reports as errors; starting and ending on column-0 lines makes "parses cleanly" meaningful.
+    reports as errors; starting and ending on column-0 lines makes "parses cleanly" meaningful. A window
+    that starts or ends inside a line is first widened to that whole line (half a line never parses).
     """
     start = prefix_start
+    floor = max(0, prefix_start - PARSE_SLACK_CHARS)
+    if prefix_start > 0 and text[prefix_start - 1] != "\n":
+        # A window that starts inside a line (one line over budget): parse from its start, never half a line.
+        newline = text.rfind("\n", floor, prefix_start)
+        if newline >= 0 or floor == 0:
+            start = prefix_start = newline + 1
     if prefix_start > 0 and text[prefix_start - 1] == "\n":
-        floor = max(0, prefix_start - PARSE_SLACK_CHARS)
         candidate = prefix_start
         while True:
             if candidate == 0 or _is_top_level_line(text, candidate):
@@ -746,8 +752,13 @@ def _parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, i
                 break
             candidate = newline + 1
     end = suffix_end
+    ceiling = min(len(text), suffix_end + PARSE_SLACK_CHARS)
+    if 0 < suffix_end < len(text) and text[suffix_end - 1] != "\n":
+        # A window that ends inside a line (a small suffix budget): parse to its end.
+        newline = text.find("\n", suffix_end, ceiling)
+        if newline >= 0 or ceiling == len(text):
+            end = suffix_end = newline + 1 if newline >= 0 else len(text)
     if 0 < suffix_end < len(text) and text[suffix_end - 1] == "\n":
-        ceiling = min(len(text), suffix_end + PARSE_SLACK_CHARS)
         candidate = suffix_end
         while True:
             if candidate >= len(text) or _is_top_level_line(text, candidate):

@@ -181,3 +181,31 @@ def test_lines_a_rule_ended_are_finished_even_when_generation_ran_out():
     raw = "total += v\n        count += 1\n    return total\n\ndef g("
     # Before: "total += v" (the whole line `count += 1` dropped as if unfinished).
     assert postprocess(raw, context(source), max_lines=8, truncated=True) == "total += v\n        count += 1"
+
+
+# HumanEval/118, line 4, in the small window of a lower guard rung: the suffix window ended inside the next line
+# (`if (word[i+1] `), so the parsed window ended in half a line and the right line was vetoed (before: None,
+# "parse_check"; 4 of the 1033 canonical lines at a 32/6-token window).
+CLOSEST_VOWEL = '''
+def get_closest_vowel(word):
+    """The closest vowel between two consonants from the right of the word."""
+    if len(word) < 3:
+        return ""
+
+    vowels = {"a", "e", "i", "o", "u", "A", "E", 'O', 'U', 'I'}
+    for i in range(len(word)-2, 0, -1):
+        █
+            if (word[i+1] not in vowels) and (word[i-1] not in vowels):
+                return word[i]
+    return ""
+'''
+
+
+def test_a_small_suffix_window_is_parsed_to_the_end_of_its_last_line():
+    offset = CLOSEST_VOWEL.index(CURSOR)
+    text = CLOSEST_VOWEL.replace(CURSOR, "", 1)
+    ctx = build_context(text, offset, "python", count_tokens=count_tokens, prefix_tokens=32, suffix_tokens=8,
+                        max_lines=8, path=None)
+    assert not ctx.suffix.endswith("\n")  # the prompt's suffix window ends inside a line
+    assert ctx.parse_suffix.split("\n")[1].endswith("(word[i-1] not in vowels):")
+    assert postprocess("if word[i] in vowels:", ctx, max_lines=8) == "if word[i] in vowels:"
