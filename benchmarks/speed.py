@@ -261,6 +261,61 @@ def bench_tier(tier: str, path: Path, settings: EngineSettings, repeats: int, lo
         engine.close()
 
 
+def bench_remote(tier: str, path: Path, settings: EngineSettings, repeats: int, log) -> dict:
+    """(f) the same model through a loopback llama-server (streamed /v1/completions) vs in-process, interleaved:
+    delivered decode tok/s and time to first token, the network and HTTP included."""
+    import asyncio
+    import subprocess
+    import urllib.request
+
+    from lsp_server.inference.remote import RemoteEngine
+    from lsp_server.settings import EndpointSettings
+
+    binary = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[1] / "scripts" / "build_llama_server.py")],
+                            capture_output=True, text=True, check=True).stdout.strip().splitlines()[-1]
+    engine = LlamaEngine(path, settings, name=tier)
+    port = 18123
+    server = subprocess.Popen([binary, "-m", str(path), "--host", "127.0.0.1", "--port", str(port), "-c", str(N_CTX),
+                               "--parallel", "1", "-t", str(engine.n_threads), "--no-webui"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        for _ in range(600):
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                time.sleep(0.2)
+        prompt = format_chat(engine.metadata, "You are a helpful coding assistant.", DECODE_PROMPT_USER).text
+        request = GenerationRequest(prompt=prompt, max_tokens=DECODE_TOKENS, prompt_lookup=False)
+
+        async def remote_runs() -> list:
+            remote = RemoteEngine(EndpointSettings(name="loopback", urls=[f"http://127.0.0.1:{port}"], api="openai",
+                                                   read_timeout_s=120))
+            results = []
+            for _ in range(repeats):
+                results.append(await remote.generate(request))
+                results.append(engine.generate_blocking(request))  # interleaved: load hurts both alike
+            return results
+
+        results = asyncio.run(remote_runs())
+        remote, local = results[0::2], results[1::2]
+        log(f"  loopback llama-server: {fmt_runs([r.decode_tokens_per_s for r in remote])} tok/s, in-process "
+            f"{fmt_runs([r.decode_tokens_per_s for r in local])}; ttft remote "
+            f"{fmt_runs([r.time_to_first_token_s * 1000 for r in remote], 'ms')}")
+        return {
+            "tier": tier,
+            "remote_decode_tok_s": round(max(r.decode_tokens_per_s for r in remote), 2),
+            "inprocess_decode_tok_s": round(max(r.decode_tokens_per_s for r in local), 2),
+            "remote_ttft_ms": round(min(r.time_to_first_token_s for r in remote) * 1000, 1),
+            "inprocess_ttft_ms": round(min(r.time_to_first_token_s for r in local) * 1000, 1),
+        }
+    finally:
+        server.kill()
+        server.wait()
+        engine.close()
+
+
 def fmt_runs(runs: list[float], unit: str = "") -> str:
     return "[" + " ".join(f"{r:.3g}{unit}" for r in runs) + f"] median {statistics.median(runs):.3g}{unit}"
 
@@ -286,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tiers", default=DEFAULT_TIERS, help="comma-separated catalog names")
     parser.add_argument("--repeats", type=int, default=3, help="runs per measurement; the best is kept")
     parser.add_argument("--json", type=Path, help="write the records to this file")
+    parser.add_argument("--remote", action="store_true",
+                        help="also the same model through a loopback llama-server (make team-server) vs in-process")
     parser.add_argument(
         "--kv", choices=["f16", "q8_0", "q4_0"], help="KV cache type (K and V); default: the engine setting's"
     )
@@ -312,8 +369,16 @@ def main(argv: list[str] | None = None) -> int:
             f"threads {settings.n_threads or 'default'})"
         )
         records.append(bench_tier(tier, path, settings, args.repeats, log))
+        if args.remote:
+            records[-1]["remote"] = bench_remote(tier, path, settings, args.repeats, log)
     if records:
         print_table(records)
+    for r in records:
+        if "remote" in r:
+            m = r["remote"]
+            print(f"{r['tier']:<20} loopback llama-server {m['remote_decode_tok_s']:.1f} tok/s "
+                  f"(ttft {m['remote_ttft_ms']:.0f} ms) vs in-process {m['inprocess_decode_tok_s']:.1f} tok/s "
+                  f"(ttft {m['inprocess_ttft_ms']:.0f} ms)")
     if args.json:
         args.json.write_text(json.dumps(records, indent=2) + "\n")
     return 0 if records else 1
