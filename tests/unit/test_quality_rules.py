@@ -204,8 +204,8 @@ def get_closest_vowel(word):
 def test_a_small_suffix_window_is_parsed_to_the_end_of_its_last_line():
     offset = CLOSEST_VOWEL.index(CURSOR)
     text = CLOSEST_VOWEL.replace(CURSOR, "", 1)
-    ctx = build_context(text, offset, "python", count_tokens=count_tokens, prefix_tokens=32, suffix_tokens=8,
+    ctx = build_context(text, offset, "python", count_tokens=count_tokens, prefix_tokens=64, suffix_tokens=8,
                         max_lines=8, path=None)
     assert not ctx.suffix.endswith("\n")  # the prompt's suffix window ends inside a line
-    assert ctx.parse_suffix.split("\n")[1].endswith("(word[i-1] not in vowels):")
     assert postprocess("if word[i] in vowels:", ctx, max_lines=8) == "if word[i] in vowels:"
+    assert ctx.parse_suffix.split("\n")[1].endswith("(word[i-1] not in vowels):")
