@@ -21,19 +21,27 @@ Line rules, in order, for line *i* of the suggestion (line 0 is the rest of the 
    suggestion ends with that line (the enclosing block is finished). A mismatched closer is
    cut. A quote closing a string the cursor is in is cut when the suffix closes it.
 4. Suffix duplicate: a line equal to the next non-blank line after the cursor line ends the
-   suggestion before it (for a trivial line such as ``}``, the next two lines must match).
+   suggestion before it (for a trivial line such as ``}``, the next two lines must match); in
+   Python it must also be as deep (``return False`` before a dedented ``return False`` is new).
 5. Degenerate repetition: a line equal to the line before it ends the suggestion.
 
-Whole-suggestion rules (:func:`postprocess` only), after trailing whitespace is stripped:
+Whole-suggestion rules (:func:`postprocess` only), after trailing whitespace is stripped (and,
+for a generation cut short by the time budget or the token limit, its unfinished last line: any
+prefix of a line may mean something else than the line):
 
 6. Rest of the cursor line: the suggestion is cut where it starts repeating the text after the
    cursor, or that text's beginning is stripped off its end.
 7. Unbalanced openers: cut back so a multi-line suggestion closes what it opens, and a one-line
    suggestion opens nothing a closer after the cursor would bind to.
-8. Repeats: dropped when every meaningful line is one of the three lines above the cursor.
-9. Parse check: if the parsed window had no errors, prefix+suggestion+suffix must have none;
-   otherwise it may not have more error nodes than the window. Failing suggestions are cut back
-   line by line to the longest passing prefix, or dropped.
+8. Repeats: dropped when every meaningful line is one of the three lines above the cursor, in
+   its own block and as deep (a line less deep between them starts another block).
+9. Parse check, in the suggestion's place: the parsed window, or where that has errors and the
+   top-level construct around the cursor has fewer, that construct. If it had no errors,
+   prefix+suggestion+suffix must have none; otherwise it may not have more error nodes. Failing
+   suggestions are cut back line by line to the longest passing prefix, or dropped.
+
+Each rule has a name (``trace`` of :func:`postprocess`, :attr:`StopChecker.rule`), which the
+service reports as the reason a suggestion is hidden and ``benchmarks/quality.py`` counts.
 
 Limitations: the lexer does not know regex literals, raw strings with custom delimiters or
 template interpolation; the indentation rule is Python's only (brace languages end scopes by
