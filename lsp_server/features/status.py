@@ -19,6 +19,7 @@ def status_report(ls) -> dict[str, Any]:
     engine = ls.tiers.get_loaded(guard.current.model) if guard else None
     if engine is not None and getattr(engine, "label", None):
         report["tierLabel"] = engine.label  # a team endpoint: "team · gpu-box:8080 · qwen2.5-coder-1.5b"
+        report["team"] = {"requests": engine.requests_sent, "bytesSent": engine.bytes_sent}
     cloud = getattr(ls, "cloud", None)
     if cloud is not None:
         report["cloud"] = cloud.status()

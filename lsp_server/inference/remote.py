@@ -54,6 +54,9 @@ class RemoteEngine:
         self.served_model: str | None = endpoint.model
         """The model the server says it serves (from ``/props`` or ``/v1/models``), once asked."""
         self._affinity: LRUCache[str, int] = LRUCache(maxsize=1024)
+        self.requests_sent = 0
+        """Requests sent to this endpoint's servers (the audit log has one line per request)."""
+        self.bytes_sent = 0
         self._client = httpx.AsyncClient(
             timeout=httpx.Timeout(endpoint.read_timeout_s, connect=endpoint.connect_timeout_s),
             limits=httpx.Limits(max_keepalive_connections=8, keepalive_expiry=60),
@@ -124,6 +127,12 @@ class RemoteEngine:
 
     async def _generate_at(self, url: str, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
         path, body = self._request_body(request)
+        # Audited like a cloud request: where, for which file, how much; never the content.
+        sent = len(json.dumps(body).encode())
+        file_name = (request.affinity_key or "").rsplit("/", 1)[-1] or "untitled"
+        self.requests_sent += 1
+        self.bytes_sent += sent
+        log.info("team request %s%s: file %s, %d bytes", _host(url), path, file_name, sent)
         called = time.perf_counter()
         stream = _Stream(request, called)
         try:

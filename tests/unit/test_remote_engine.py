@@ -41,6 +41,17 @@ async def test_llama_server_infill_stream(fake_team_server):
     assert result.n_generated_tokens == 4 and result.token_logprobs == [-0.05] * 4
     assert (result.n_prompt_tokens, result.n_reused_tokens) == (42, 30)  # the server's own counts
     assert engine.label == f"team · {fake_team_server.url.removeprefix('http://')} · fake"  # from /props
+    assert engine.requests_sent == 1 and engine.bytes_sent > 0
+
+
+async def test_remote_requests_are_audited_without_content(fake_team_server, caplog):
+    import logging
+
+    caplog.set_level(logging.INFO, logger="lsp_server.inference.remote")
+    await engine_for(fake_team_server.url).generate(request())
+    lines = [r.getMessage() for r in caplog.records if "team request" in r.getMessage()]
+    assert len(lines) == 1 and "a.py" in lines[0] and "bytes" in lines[0]
+    assert "def add" not in caplog.text  # never the code
     sent = fake_team_server.requests[-1]
     assert sent["path"] == "/infill"
     body = sent["body"]
