@@ -94,6 +94,8 @@ def passes(problem: dict, program: str, timeout_s: float = 10.0) -> bool:
 def _verdict(outcome: CompletionOutcome) -> str:
     """The rule behind what ``outcome`` shows (or hides): the last rule that changed it, the threshold, or none."""
     if outcome.suggestion is None:
+        if "generated" in outcome.extras and not outcome.extras["generated"].strip():
+            return "empty_answer"  # the model wrote nothing (before its newline): no rule removed anything
         reason = outcome.hidden_reason or "nothing"
         if reason.startswith("removed by "):
             return reason[len("removed by ") :]
@@ -251,6 +253,15 @@ def summarise(tier: str, details: list[dict], runs: int, n_problems: int, genero
         "rules_on_raw_table": rule_table(details, "ruled"),
         "pipeline_table": rule_table(details, "final"),
         "tiers_used": dict(Counter(d["tier"] for d in details)),
+        "per_rung": {
+            tier: {
+                "lines": sum(1 for d in details if d["tier"] == tier),
+                "raw_pass": sum(d["raw_pass"] for d in details if d["tier"] == tier),
+                "pipeline_pass": sum(d["final_pass"] for d in details if d["tier"] == tier),
+                "shown": sum(d["final"] is not None for d in details if d["tier"] == tier),
+            }
+            for tier in sorted({d["tier"] for d in details})
+        },
         "mean_pipeline_s": round(sum(d["pipeline_s"] for d in details) / n, 3),
         "cpu": _cpu_name(),
     }
@@ -275,8 +286,10 @@ def print_report(record: dict) -> None:
         rates = record[key]
         print(f"  {label:<14} pass@1={rates['pass_at_1']:.3f}  exact={rates['exact']:.3f}"
               f"  shown={rates['shown']:.3f}  precision={rates['precision']:.3f}")
-    print(f"  early answers: {record['early_share']:.3f}  tiers: {record['tiers_used']}"
-          f"  mean time per line: {record['mean_pipeline_s']:.2f} s")
+    print(f"  early answers: {record['early_share']:.3f}  mean time per line: {record['mean_pipeline_s']:.2f} s")
+    for tier, row in record["per_rung"].items():
+        print(f"    on {tier}: {row['lines']} lines, pipeline {row['pipeline_pass']} right of {row['shown']} shown"
+              f" (raw 0.5B answer right on {row['raw_pass']})")
     for key, label in (("rules_on_raw_table", "rules applied to the raw answer"),
                        ("pipeline_table", "pipeline end to end")):
         print(f"  per rule, {label}:")
