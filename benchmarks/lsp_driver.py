@@ -51,6 +51,12 @@ class Editor:
         def on_status(params) -> None:
             self.statuses.append(as_dict(params))
 
+        self.prewarmed: list[dict] = []
+
+        @self.client.feature("gearshift/prewarmed")
+        def on_prewarmed(params) -> None:
+            self.prewarmed.append(as_dict(params))
+
     async def start(self) -> dict:
         await self.client.start_io(sys.executable, "-m", "lsp_server", "serve", "--log-level", "WARNING",
                                    *self.extra_args)
