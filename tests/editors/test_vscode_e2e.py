@@ -1,9 +1,10 @@
 """The VS Code extension in a real VS Code (code-server) driven by Chromium, against the real server.
 
 Runs ``editors/vscode/test/e2e/run.mjs``: it installs the packaged extension into code-server,
-opens a Python file, types, and asserts that ghost text appears and that Tab accepts it. Skips,
-saying why, only when code-server, Chromium or Node are not installed
-(one-time set-up: ``editors/vscode/test/e2e/setup.sh``).
+opens a Python file in a workspace whose path has a space and a non-ASCII character, types, and
+asserts that ghost text appears, that Tab accepts it, that the status bar shows the tier and that the
+Explain code action's answer opens. Skips, saying why, only when code-server, Chromium or Node are
+not installed (one-time set-up: ``editors/vscode/test/e2e/setup.sh``; ``make test`` runs it).
 
 Also checks, without any editor, that the settings the extension contributes are the server's.
 """
@@ -101,6 +102,8 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     if proc.returncode == 2:
         pytest.skip(result.get("reason", "e2e set-up missing"))
     detail = f"{json.dumps(result, indent=2)}\n--- log ---\n{proc.stderr[-4000:]}"
+    workspace = result["workspace"]
+    assert " " in workspace and not workspace.isascii(), f"the workspace path is plain: {workspace}"
     assert proc.returncode == 0 and result["ok"], f"no ghost text in VS Code:\n{detail}"
     assert result["ghostText"].strip(), detail
     assert result["accepted"], f"Tab did not accept the suggestion:\n{detail}"
@@ -108,3 +111,9 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert any(row.startswith("Tier") for row in result["statusQuickPick"]), (
         f"Show Status listed nothing:\n{detail}"
     )
+    assert "0.5B" in result["statusBarAfter"] or "135M" in result["statusBarAfter"], (
+        f"the status bar does not show the tier:\n{detail}"
+    )
+    assert any("Explain selection" in row for row in result["codeActions"]), detail
+    assert "(local)" in result["explainTab"], f"the answer is not labelled local:\n{detail}"
+    assert "nothing left this machine" in result["explainText"], f"the answer preview is empty:\n{detail}"

@@ -3,17 +3,20 @@
 // playwright-core, talking to the real Gearshift server.  Opens a Python file, types, and waits for
 // ghost text (VS Code's inline suggestion), then accepts it with Tab and checks the editor text.
 //
-//   node test/e2e/run.mjs [--vsix gearshift.vsix] [--artifacts DIR] [--keep] [--explain]
+//   node test/e2e/run.mjs [--vsix gearshift.vsix] [--artifacts DIR] [--keep] [--no-explain]
 //
-// --explain also selects the function, runs "Gearshift: Explain Selection" and waits for the
-// answer's markdown preview (a local model answer: slow on a small CPU, so not on by default).
+// Then it selects the function, opens the code-action menu (Ctrl+.), picks "Gearshift: Explain
+// selection" and waits for the answer's markdown preview (--no-explain skips this).
+// The workspace folder's path has a space and a non-ASCII character ("gear shift é/proj"), so every
+// request carries a percent-encoded file URI, as VS Code sends it on Windows for every file.
 //
 // Environment: CODE_SERVER (the code-server executable), CHROMIUM (default /usr/bin/chromium),
-// GEARSHIFT_PYTHON (default <repo>/.venv/bin/python), GEARSHIFT_E2E_MODEL (default smollm2-135m),
+// GEARSHIFT_PYTHON (default <repo>/.venv/bin/python), GEARSHIFT_E2E_MODEL (default qwen2.5-coder-0.5b),
 // GEARSHIFT_E2E_TIMEOUT_S (default 240), GEARSHIFT_SERVER_PATH (a `gearshift` executable to start
 // instead of `GEARSHIFT_PYTHON -m lsp_server serve`), GEARSHIFT_SERVER_ROOT (the directory holding the
 // lsp_server package to run, default this repository), GEARSHIFT_E2E_LOG_LEVEL (server log level, INFO).
-// Prints one JSON line with the result; exit status 0 when ghost text appeared and was accepted,
+// Prints one JSON line with the result; exit status 0 when ghost text appeared and was accepted
+// (and the explanation was shown),
 // 1 when it did not, 2 when the set-up is missing (the pytest wrapper skips on 2).
 
 import { spawn, spawnSync } from "node:child_process";
@@ -33,11 +36,11 @@ const { values: opts } = parseArgs({
     vsix: { type: "string", default: join(extensionRoot, "gearshift.vsix") },
     artifacts: { type: "string", default: join(here, "artifacts") },
     keep: { type: "boolean", default: false },
-    explain: { type: "boolean", default: false },
+    "no-explain": { type: "boolean", default: false },
   },
 });
 
-const MODEL = process.env.GEARSHIFT_E2E_MODEL ?? "smollm2-135m";
+const MODEL = process.env.GEARSHIFT_E2E_MODEL ?? "qwen2.5-coder-0.5b";
 const TIMEOUT_MS = Number(process.env.GEARSHIFT_E2E_TIMEOUT_S ?? 240) * 1000;
 const started = Date.now();
 const timings = {};
@@ -101,7 +104,8 @@ function freePort() {
 const work = mkdtempSync(join(tmpdir(), "gearshift-vscode-e2e-"));
 const userData = join(work, "user-data");
 const extensionsDir = join(work, "extensions");
-const workspace = join(work, "workspace");
+// A space and a non-ASCII character: VS Code sends file:///…/gear%20shift%20%C3%A9/proj/inventory.py.
+const workspace = join(work, "gear shift é", "proj");
 mkdirSync(join(userData, "User"), { recursive: true });
 mkdirSync(join(workspace, ".vscode"), { recursive: true });
 mkdirSync(opts.artifacts, { recursive: true });
@@ -226,7 +230,7 @@ const env = {
 };
 
 let browser;
-const result = { ok: false, codeServer, chromium, model: MODEL, timings };
+const result = { ok: false, codeServer, chromium, model: MODEL, workspace, timings };
 try {
   log(`installing ${opts.vsix} into code-server (${codeServer})`);
   run(codeServer, ["--extensions-dir", extensionsDir, "--user-data-dir", userData, "--install-extension", opts.vsix], env);
@@ -402,19 +406,39 @@ try {
   await page.keyboard.press("Escape");
   mark("status");
 
-  if (opts.explain) {
-    // Select the whole function (lines 11 to the end) and ask for an explanation.
+  if (!opts["no-explain"]) {
+    // Select the whole function (line 11 to the end) and ask for an explanation through the
+    // code-action menu (Ctrl+.), where the server offers "Gearshift: Explain selection".
     await editor.click({ position: { x: 300, y: 100 } });
+    await page.keyboard.press("Escape");
     await page.keyboard.press("Control+G");
+    await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
     await page.keyboard.type("11");
     await page.keyboard.press("Enter");
     await page.keyboard.press("Home");
     await page.keyboard.press("Control+Shift+End");
-    await page.keyboard.press("F1");
-    await page.locator(".quick-input-widget input").waitFor({ timeout: 30_000 });
-    await page.keyboard.type("Gearshift: Explain Selection");
-    await page.locator(".quick-input-list .monaco-list-row", { hasText: "Explain Selection" }).first().waitFor({ timeout: 30_000 });
+    await page.waitForTimeout(300);
+    await page.keyboard.press("Control+.");
+    const explainRow = page.locator(".action-widget .monaco-list-row", { hasText: "Explain selection" }).first();
+    await explainRow.waitFor({ timeout: 30_000 });
+    result.codeActions = (await page.locator(".action-widget .monaco-list-row").allInnerTexts()).map((t) =>
+      t.replace(/\s+/g, " ").trim(),
+    );
+    result.screenshotCodeActions = join(opts.artifacts, "code-actions.png");
+    await page.screenshot({ path: result.screenshotCodeActions });
+    log(`code actions: ${JSON.stringify(result.codeActions)}`);
+    // Move the menu's focus to the action with the keyboard (a click lands on the menu's pointer
+    // block), then Enter applies it.
+    const focused = page.locator(".action-widget .monaco-list-row.focused");
+    for (let i = 0; i < result.codeActions.length; i++) {
+      if (((await focused.getAttribute("aria-label").catch(() => "")) ?? "").includes("Explain selection")) {
+        break;
+      }
+      await page.keyboard.press("ArrowDown");
+      await page.waitForTimeout(100);
+    }
     await page.keyboard.press("Enter");
+    mark("explainRequested");
     // The answer opens as a markdown preview tab beside the editor, named "<title> (local|cloud) N.md".
     const answerTab = page.locator(".tab", { hasText: /\((local|cloud)\)/ }).first();
     await answerTab.waitFor({ timeout: TIMEOUT_MS });
@@ -428,7 +452,8 @@ try {
   }
 
   result.consoleErrors = consoleErrors.filter((e) => /gearshift/i.test(e)).slice(0, 10);
-  result.ok = ghostText.trim().length > 0 && result.accepted;
+  result.explained = opts["no-explain"] ? null : /\S/.test(result.explainText ?? "");
+  result.ok = ghostText.trim().length > 0 && result.accepted && result.explained !== false;
 } catch (error) {
   result.error = error instanceof Error ? error.message : String(error);
   log(`FAILED: ${result.error}`);
