@@ -41,6 +41,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help=f"masked positions to complete per tier (default {DEFAULT_SAMPLES})")
     parser.add_argument("--seed", type=int, default=0, help="which positions are drawn (default 0)")
     parser.add_argument("--tiers", default="", help="comma-separated models to measure (default: every installed)")
+    parser.add_argument("--cold", action="store_true",
+                        help="no prewarm before each request (latency at a cursor that just jumped there)")
     parser.add_argument("--json", metavar="PATH", help="also write this run's report here")
 
 
@@ -159,7 +161,7 @@ def _skipped(skipped: dict[str, int]) -> str:
 
 
 async def _measure(
-    settings: GearshiftSettings, tiers: list[str], root: Path, samples: list[Sample], progress: Progress
+    settings: GearshiftSettings, tiers: list[str], root: Path, samples: list[Sample], progress: Progress, warm: bool
 ) -> Measured:
     from lsp_server.evaluation.metrics import summarise
     from lsp_server.evaluation.runner import run_tier
@@ -173,7 +175,8 @@ async def _measure(
         def on_sample(_index: int, result: SampleResult) -> None:
             progress.sample_done(result.exact, n)
 
-        results = await run_tier(settings, tier, root, samples, on_sample, on_loaded=progress.samples_start)
+        results = await run_tier(settings, tier, root, samples, on_sample, on_loaded=progress.samples_start,
+                                 warm=warm)
         measured.append((summarise(tier, results, time.perf_counter() - started), results))
     return measured
 
@@ -196,7 +199,7 @@ def _camel(record: dict[str, Any]) -> dict[str, Any]:
 
 def build_report(
     *, root: Path, path: Path, commit: str | None, seed: int, requested: int, samples: list[Sample],
-    found: RepositoryFiles, measured: Measured, recommendation: Recommendation, target_tok_s: float,
+    found: RepositoryFiles, measured: Measured, recommendation: Recommendation, target_tok_s: float, warm: bool,
 ) -> dict[str, Any]:
     """This run's report: no document text, only positions and figures."""
     from lsp_server.evaluation.results import REPORT_VERSION, cpu_name
@@ -213,6 +216,7 @@ def build_report(
         "date": date,
         "cpu": cpu_name(),
         "settings": "shipped defaults, latency guard off (one tier at a time)",
+        "latency": "prompt prewarmed (cursor hint)" if warm else "cold prompt (no prewarm)",
         "targetTokS": target_tok_s,
         "sample": {**sample_set, "filesRead": len(found.files), "skippedFiles": dict(found.skipped)},
         "tiers": {
@@ -250,11 +254,11 @@ def main(args: argparse.Namespace) -> int:
     print(
         f"Private eval of {found.root}: {len(samples)} samples ({len(samples) - multiline} lines,"
         f" {multiline} spans of 2-4 lines) from {len({s.path for s in samples})} files,"
-        f" seed {args.seed}; {cpu_name()}",
+        f" seed {args.seed}; {cpu_name()}; latency {'cold' if args.cold else 'after a prewarm (cursor hint)'}",
         flush=True,
     )
     progress = Progress(len(tiers) * len(samples), sys.stderr)
-    measured = asyncio.run(_measure(settings, tiers, found.root, samples, progress))
+    measured = asyncio.run(_measure(settings, tiers, found.root, samples, progress, not args.cold))
     summaries = [summary for summary, _results in measured]
     target = settings.guard.inline_target_tok_s
     recommendation = recommend(summaries, target)
@@ -263,7 +267,7 @@ def main(args: argparse.Namespace) -> int:
     report = build_report(
         root=found.root, path=path.resolve(), commit=head_commit(found.root), seed=args.seed,
         requested=args.samples, samples=samples, found=found, measured=measured,
-        recommendation=recommendation, target_tok_s=target,
+        recommendation=recommendation, target_tok_s=target, warm=not args.cold,
     )
     saved = save_report(found.root, report)
     if args.json:

@@ -3,8 +3,9 @@
 The tier runs with the shipped settings except the latency guard, which is off so that every request is
 answered by that tier.  Early answers stay on (they are what the editor shows first): when a request was
 answered early, the editor asks again once the rest is ready (as the VS Code client does), and that second
-answer is the one scored; latency is the first answer's.  Each sample is its own document (a fresh cursor
-position: its prompt is evaluated cold, with no prewarm).
+answer is the one scored; latency is the first answer's.  Each sample is its own document.  By default its
+prompt is evaluated first, as the editor's cursor hint has the server do where the cursor rests, so latency is
+what a keystroke there waits for; ``warm=False`` leaves the prompt to the request (a cursor that just jumped).
 """
 
 from __future__ import annotations
@@ -82,7 +83,7 @@ def sample_document(root: Path, sample: Sample, index: int) -> DocumentSnapshot:
 
 async def run_tier(
     settings: GearshiftSettings, tier: str, root: Path, samples: list[Sample], on_sample: OnSample | None = None,
-    on_loaded: Callable[[], None] | None = None,
+    on_loaded: Callable[[], None] | None = None, *, warm: bool = True,
 ) -> list[SampleResult]:
     """Every sample through ``tier``, in order; ``on_loaded`` is called once its model is loaded."""
     with completion_service(tier_settings(settings, tier)) as service:
@@ -91,7 +92,10 @@ async def run_tier(
             on_loaded()
         results: list[SampleResult] = []
         for index, sample in enumerate(samples):
-            answer = await shown(service, sample_document(root, sample, index))
+            doc = sample_document(root, sample, index)
+            if warm:
+                await service.prewarm(doc)
+            answer = await shown(service, doc)
             result = score(
                 sample.path, sample.line, sample.n_lines, sample.expected, answer.final.suggestion,
                 latency_ms=answer.first.latency_ms, tokens_per_s=answer.measured.tokens_per_s,

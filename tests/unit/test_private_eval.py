@@ -23,7 +23,9 @@ from lsp_server.evaluation.recommend import recommend
 from lsp_server.evaluation.repository import SourceFile, source_files
 from lsp_server.evaluation.sampling import SPAN_LINES, draw_samples, mask, span_length
 from lsp_server.inference.guard import MIN_TOKENS_FOR_SPEED
+from lsp_server.inference.types import GenerationRequest, GenerationResult
 from lsp_server.settings import CloudSettings
+from tests.unit.fakes import FakeEngine, service_with
 
 FUNCTION = '''"""Module {n}."""
 
@@ -394,3 +396,56 @@ def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
     ]
     shown = score("a.py", 5, 1, "x = 1", "x = 1", latency_ms=1, tokens_per_s=None, generated_tokens=0)
     assert hidden_reasons([*hidden, shown]) == {"confidence": 2, "removed by parse_check": 1}
+
+
+# -- the runner, on a stand-in engine -----------------------------------------------------------------
+
+CALC = "import math\n\n\ndef add(a, b):\n    return a + b\n\n\ndef root(x):\n    return math.sqrt(x)\n"
+
+
+class AnsweringEngine(FakeEngine):
+    """A stand-in engine that answers every prompt with one line and records what it was asked."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    async def generate(self, request: GenerationRequest, cancel=None) -> GenerationResult:
+        self.requests.append(request)
+        return GenerationResult(
+            text=self.text, stop_reason="stop", n_prompt_tokens=50, n_reused_tokens=0, n_generated_tokens=8,
+            token_logprobs=[-0.01] * 8, prompt_eval_s=0.01, time_to_first_token_s=0.01, decode_s=0.1,
+        )
+
+
+@pytest.mark.parametrize("warm", [True, False], ids=["prewarmed", "cold"])
+async def test_each_sample_goes_through_the_service_and_is_scored(monkeypatch, tmp_path, warm):
+    from contextlib import contextmanager
+
+    from lsp_server.evaluation import runner
+    from lsp_server.settings import GearshiftSettings
+
+    engine = AnsweringEngine("return a + b")
+    used_settings = []
+
+    @contextmanager
+    def fake_service(settings):
+        used_settings.append(settings)
+        yield service_with(engine)
+
+    monkeypatch.setattr(runner, "completion_service", fake_service)
+    source = SourceFile("calc.py", "python", CALC)
+    samples = [mask(source, 4, 1), mask(source, 8, 1)]  # "return a + b", "return math.sqrt(x)"
+    seen = []
+    results = await runner.run_tier(GearshiftSettings(), "smollm2-135m", tmp_path, samples,
+                                    lambda index, result: seen.append(index), warm=warm)
+    assert [r.exact for r in results] == [True, False]
+    assert results[0].similarity == 1.0 and 0 < results[1].similarity < 1
+    assert all(r.shown and r.tokens_per_s is not None for r in results)
+    assert seen == [0, 1]
+    assert len(engine.requests) == 2
+    assert len(engine.prewarmed) == (2 if warm else 0)
+    assert "math.sqrt" not in engine.requests[1].prompt  # the sample's document: its line masked
+    settings = used_settings[0]
+    assert not settings.guard.enabled and settings.models.ladder == ["smollm2-135m"]
+    assert settings.completion == GearshiftSettings().completion  # otherwise the shipped settings
