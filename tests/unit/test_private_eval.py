@@ -316,6 +316,10 @@ def test_a_missing_path_is_refused(tmp_path, capsys):
     _assert_refused(capsys, [str(tmp_path / "nowhere")], "does not exist", tmp_path)
 
 
+def test_a_file_instead_of_a_folder_is_refused(tmp_path, capsys, repo):
+    _assert_refused(capsys, [str(repo / "pkg" / "mod1.py")], "is not a folder", tmp_path, repo)
+
+
 def test_a_repository_without_supported_files_is_refused(tmp_path, capsys):
     repo = make_repo(tmp_path / "repo", {"README.md": "# Notes\n" * 20, "data.csv": "a,b\n1,2\n"})
     _assert_refused(capsys, [str(repo), "--json", str(tmp_path / "out.json")], "no file under", tmp_path, repo)
