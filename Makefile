@@ -42,6 +42,7 @@ unit: install
 
 test: install lint
 	$(MAKE) team-server
+	$(MAKE) -C editors/vscode e2e-setup
 	$(BIN)/pytest -q -ra
 	$(MAKE) editors
 
