@@ -135,6 +135,10 @@ class CompletionSettings(_Section):
     prewarm: bool = True
     """Evaluate the document prefix on didOpen and when idle so the next keystroke is fast."""
 
+    cross_file_tokens: int = Field(default=0, ge=0)
+    """Tokens of context from other recently used files (their signatures, files this one imports first) placed
+    before the file in the prompt; 0 turns it off. Never from ``cloud.neverSend`` files."""
+
 
 class GuardSettings(_Section):
     enabled: bool = True

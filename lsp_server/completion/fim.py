@@ -29,7 +29,7 @@ never reads them as tokens.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,22 +59,28 @@ class FimTemplate:
         language: str | None = None,
         repo: str | None = None,
         middle: str = "",
+        extra: Sequence[tuple[str, str]] = (),
     ) -> str:
         """The prompt for a cursor between ``prefix + middle`` and ``suffix`` in the file at ``path``.
 
         ``language`` (an LSP languageId) picks the header's comment marker; by default the path's
         extension does. ``repo`` adds Qwen's ``<|repo_name|>`` line. ``middle`` is the end of the text
-        before the cursor, placed after the middle marker (see the module docstring).
+        before the cursor, placed after the middle marker (see the module docstring). ``extra`` is (file name,
+        text) chunks of other files, placed before the current file: Qwen's ``<|file_sep|>`` sections, a
+        ``Path:`` comment per chunk for the other families.
         """
         prefix, suffix, middle = self.neutralise(prefix), self.neutralise(suffix), self.neutralise(middle)
         path = self.neutralise(path.replace("\n", " ")) if path else None
+        extra = [(self.neutralise(name.replace("\n", " ")), self.neutralise(text)) for name, text in extra]
         family = self.family
         if family == "qwen":
             header = f"<|repo_name|>{self.neutralise(repo)}\n" if repo else ""
+            header += "".join(f"<|file_sep|>{name}\n{text}\n" for name, text in extra)
             if path:
                 header += f"<|file_sep|>{path}\n"
             return f"{header}<|fim_prefix|>{prefix}<|fim_suffix|>{suffix}<|fim_middle|>{middle}"
-        header = _comment_header(path, language)
+        header = "".join(f"{_comment_header(name, language)}{text}\n\n" for name, text in extra)
+        header += _comment_header(path, language)
         if family == "starcoder":
             return f"<fim_prefix>{header}{prefix}<fim_suffix>{suffix}<fim_middle>{middle}"
         if family == "codellama":

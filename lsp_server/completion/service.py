@@ -20,10 +20,12 @@ from typing import TYPE_CHECKING
 from cachetools import LRUCache
 
 from lsp_server.cloud.endpoints import remote_refusal
+from lsp_server.cloud.router import never_send_match
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context, indent_width
 from lsp_server.completion.fim import FimTemplate, template_for
+from lsp_server.completion.neighbours import RecentFiles
 from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
 from lsp_server.completion.split import MiddleSplitter, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
@@ -127,6 +129,8 @@ class CompletionService:
         process), and a window sized from it alone stays small for the whole session."""
         self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
         """When the last completion request for each document started (monotonic)."""
+        self.neighbours = RecentFiles()
+        """Recently used documents: the source of cross-file context."""
         self.cache = SuggestionCache(
             maxsize=settings.completion.cache_size, ttl=settings.completion.cache_ttl_s
         )
@@ -137,6 +141,7 @@ class CompletionService:
     async def complete(self, doc: DocumentSnapshot, cancel: CancelToken | None = None) -> CompletionOutcome:
         started = time.perf_counter()
         self._requested_at[doc.uri] = time.monotonic()
+        self.neighbours.seen(doc.uri, doc.path, doc.text)
         prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
 
         hit = self.cache.lookup(doc.uri, prefix, suffix)
@@ -155,7 +160,10 @@ class CompletionService:
             log.debug("not sent to %s: %s", rung.name, refusal)
             rung, probe = self._local_below(rung), None
         try:
-            return await self._complete_on(doc, cancel, rung, probe, started)
+            outcome = await self._complete_on(doc, cancel, rung, probe, started)
+            if self.settings.completion.cross_file_tokens:
+                outcome.extras["contextChunks"] = len(self._cross_file(doc))
+            return outcome
         except EndpointUnavailable as exc:
             # A team server down or refusing: this request is answered below it, and the guard moves there.
             shift = self.guard.unavailable(rung, str(exc))
@@ -193,7 +201,7 @@ class CompletionService:
         split_prefix, middle = split_middle(ctx)
         request = GenerationRequest(
             prompt=self._prompt(template, doc, ctx),
-            infill=InfillParts(prefix=split_prefix, middle=middle, suffix=ctx.suffix),
+            infill=InfillParts(prefix=split_prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc)),
             affinity_key=doc.uri,
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
@@ -408,7 +416,19 @@ class CompletionService:
         prefix, middle = split_middle(ctx)
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
-        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle))
+        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle),
+                              extra=self._cross_file(doc))
+
+    def _cross_file(self, doc: DocumentSnapshot) -> tuple[tuple[str, str], ...]:
+        """Chunks of other recently used files for ``doc``'s prompt (``completion.crossFileTokens``)."""
+        budget = self.settings.completion.cross_file_tokens
+        if budget <= 0:
+            return ()
+        cloud = self.settings.cloud
+        return self.neighbours.chunks(
+            doc.uri, doc.text, budget, count_tokens=lambda text: len(text.encode("utf-8", "replace")) // 3 + 1,
+            excluded=lambda path: never_send_match(path, cloud) is not None,
+        )
 
 
 WINDOW_STEP_TOKENS = 64

@@ -67,6 +67,9 @@ def register(server) -> None:
         # LSP does not say where the cursor is).
         lines = params.text_document.text.split("\n")
         end = types.Position(line=len(lines) - 1, character=0)
+        document = find_open_document(ls.workspace, params.text_document.uri)
+        if ls.completions is not None and document is not None:  # a file just opened is context for the others
+            ls.completions.neighbours.seen(document.uri, document.path, document.source)
         schedule_prewarm(ls, params.text_document.uri, end, guessed=True)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CHANGE)
