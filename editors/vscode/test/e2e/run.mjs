@@ -373,15 +373,23 @@ try {
   result.statusBarAfter = (await statusItem.innerText()).trim();
   result.statusTooltip = await statusItem.getAttribute("aria-label");
 
-  // Tab accepts the suggestion: the ghost text becomes real text on the line.  Escape then hides
-  // the next suggestion, so the line read back is the document's text, not ghost text.
+  // A person types on through the ghost text (its first two characters, 120 ms apart), sees it
+  // narrow, and presses Tab at once: the line must hold what was typed plus exactly the ghost text
+  // shown at that moment (no doubled characters, no suggestion computed for an earlier position).
+  const readGhost = async () => (await ghost.allInnerTexts()).join("").replace(/\u00a0/g, " ");
+  result.typedThrough = ghostText.trim().length > 4 ? ghostText.slice(0, 2) : "";
+  await page.keyboard.type(result.typedThrough, { delay: 120 });
+  await page.waitForTimeout(120);
+  result.ghostBeforeTab = await readGhost();
   await page.keyboard.press("Tab");
   await page.waitForTimeout(300);
+  // Escape hides the next suggestion, so the line read back is the document's text, not ghost text.
   await page.keyboard.press("Escape");
   await page.waitForTimeout(300);
   const lines = (await page.locator(".editor-instance .view-lines").first().innerText()).replace(/\u00a0/g, " ");
   result.acceptedLine = lines.split("\n").find((l) => l.includes("return sum(")) ?? "";
-  result.accepted = ghostText.trim().length > 0 && result.acceptedLine.includes(ghostText.trim().split("\n")[0]);
+  const expected = `    return sum(${result.typedThrough}${result.ghostBeforeTab.split("\n")[0]}`;
+  result.accepted = result.ghostBeforeTab.trim().length > 0 && result.acceptedLine.startsWith(expected);
   result.screenshotAccepted = join(opts.artifacts, "accepted.png");
   await page.screenshot({ path: result.screenshotAccepted });
   mark("accepted");
