@@ -1,0 +1,152 @@
+"""Cross-file context: exact match with vs without it, on lines that use a symbol another module defines.
+
+Real code nobody here wrote: an installed package's source tree (``--package``, default ``pygls``). A task is a
+line of module A that uses a name A imports from module B of the same package (``from .b import name`` or
+``from pkg.b import name``); the line is masked from its indentation on and completed through the full pipeline
+in-process (``CompletionService``, shipped defaults except: guard off, whole answers, generous time budget, so
+only the context differs). The editor has B and two other modules of the package open (recently used, as a person
+would have them); *with* sets ``completion.crossFileTokens``, *without* leaves it 0. Same tasks, one run.
+
+Reports exact match (first line, whitespace-normalised), edit similarity and the share shown, both ways.
+
+Usage: python benchmarks/crossfile.py [--package pygls] [--tasks 30] [--tokens 384] [--json PATH]
+"""
+
+from __future__ import annotations
+
+import argparse
+import ast
+import asyncio
+import difflib
+import importlib
+import json
+import random
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from lsp_server.documents import DocumentSnapshot  # noqa: E402
+from lsp_server.settings import GearshiftSettings  # noqa: E402
+from lsp_server.wiring import completion_service, whole_answers, with_model, without_guard  # noqa: E402
+
+
+def package_modules(package: str) -> dict[str, Path]:
+    root = Path(importlib.import_module(package).__file__).parent
+    return {".".join(path.relative_to(root.parent).with_suffix("").parts): path for path in root.rglob("*.py")}
+
+
+def tasks_from(package: str, count: int, seed: int) -> list[dict]:
+    modules = package_modules(package)
+    found = []
+    for name, path in sorted(modules.items()):
+        source = path.read_text(errors="replace")
+        try:
+            tree = ast.parse(source)
+        except SyntaxError:
+            continue
+        imported: dict[str, str] = {}  # symbol -> module it comes from
+        base = name.rsplit(".", 1)[0] if not path.name == "__init__.py" else name
+        for node in tree.body:
+            if isinstance(node, ast.ImportFrom) and node.module is not None or (
+                isinstance(node, ast.ImportFrom) and node.level
+            ):
+                module = node.module or ""
+                if node.level:
+                    parts = base.split(".")[: len(base.split(".")) - node.level + 1]
+                    module = ".".join([*parts, module] if module else parts)
+                if module in modules and module != name:
+                    for alias in node.names:
+                        imported[alias.asname or alias.name] = module
+        if not imported:
+            continue
+        lines = source.splitlines(keepends=True)
+        import_lines = {n for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
+                        for n in range(node.lineno - 1, (node.end_lineno or node.lineno))}
+        for number, line in enumerate(lines):
+            if number in import_lines:
+                continue
+            stripped = line.strip()
+            if not stripped or stripped.startswith(("import ", "from ", "#", "@", '"', "'")) or len(stripped) < 12:
+                continue
+            words = set(stripped.replace("(", " ").replace(")", " ").replace(".", " ").replace(",", " ").split())
+            used = [symbol for symbol in imported if symbol in words and not stripped.startswith(("def ", "class "))]
+            if used:
+                found.append({"module": name, "path": str(path), "line": number, "symbol": used[0],
+                              "defined_in": imported[used[0]]})
+    random.Random(seed).shuffle(found)
+    return found[:count]
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+async def run(args: argparse.Namespace) -> dict:
+    modules = package_modules(args.package)
+    tasks = tasks_from(args.package, args.tasks, args.seed)
+    if not tasks:
+        raise SystemExit(f"no cross-module tasks found in {args.package}")
+    rng = random.Random(args.seed)
+    base = whole_answers(without_guard(with_model(GearshiftSettings(), args.model)))
+    results: dict[str, list[dict]] = {"without": [], "with": []}
+    for mode, tokens in (("without", 0), ("with", args.tokens)):
+        completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
+                                                        "min_confidence": 0.0})
+        settings = base.model_copy(update={"completion": completion})
+        with completion_service(settings) as service:
+            for index, task in enumerate(tasks):
+                source = Path(task["path"]).read_text(errors="replace")
+                lines = source.splitlines(keepends=True)
+                target = lines[task["line"]]
+                indent = target[: len(target) - len(target.lstrip())]
+                before = "".join(lines[: task["line"]]) + indent
+                after = "".join(lines[task["line"] + 1 :])
+                text = before + "\n" + after
+                service.cache.invalidate(f"file://{task['path']}")
+                # The editor has the defining module and two others of the package open (recently used).
+                others = [m for m in sorted(modules) if m not in (task["module"], task["defined_in"])]
+                for module in [*rng.sample(others, min(2, len(others))), task["defined_in"]]:
+                    path = modules[module]
+                    service.neighbours.seen(path.as_uri(), str(path), path.read_text(errors="replace"))
+                doc = DocumentSnapshot(uri=f"file://{task['path']}", version=index, text=text, offset=len(before),
+                                       language_id="python", path=task["path"])
+                outcome = await service.complete(doc)
+                expected = target.strip()
+                got = (outcome.suggestion or "").split("\n", 1)[0].strip()
+                results[mode].append({
+                    "task": f"{task['module']}:{task['line'] + 1}", "symbol": task["symbol"],
+                    "exact": normalise(got) == normalise(expected),
+                    "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
+                    "shown": bool(outcome.suggestion), "chunks": outcome.extras.get("contextChunks", 0),
+                })
+                print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
+    summary = {}
+    for mode, rows in results.items():
+        summary[mode] = {
+            "exact_match": round(sum(r["exact"] for r in rows) / len(rows), 3),
+            "similarity": round(sum(r["similarity"] for r in rows) / len(rows), 3),
+            "shown": round(sum(r["shown"] for r in rows) / len(rows), 3),
+        }
+    return {"package": args.package, "model": args.model, "tasks": len(tasks), "cross_file_tokens": args.tokens,
+            "summary": summary, "rows": results}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--package", default="pygls")
+    parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--tokens", type=int, default=384, help="completion.crossFileTokens for the 'with' run")
+    parser.add_argument("--model", default="qwen2.5-coder-0.5b")
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--json", metavar="PATH")
+    args = parser.parse_args()
+    report = asyncio.run(run(args))
+    print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
