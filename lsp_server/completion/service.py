@@ -170,8 +170,7 @@ class CompletionService:
             outcome = await self._complete_on(doc, cancel, self._local_below(rung), None, started)
             outcome.extras["remoteError"] = str(exc)
             if shift is not None:
-                outcome.shift = {"reason": shift.reason, "shiftFrom": shift.from_rung, "shiftTo": shift.to_rung,
-                                 "shiftDirection": shift.direction}
+                outcome.shift = shift.to_status()
             return outcome
 
     def _local_below(self, rung: Rung) -> Rung:
@@ -291,12 +290,7 @@ class CompletionService:
         outcome.extras.update(promptTokens=result.n_prompt_tokens, reusedTokens=result.n_reused_tokens)
         outcome.stop_reason = result.stop_reason
         if shift:
-            outcome.shift = {
-                "reason": shift.reason,
-                "shiftFrom": shift.from_rung,
-                "shiftTo": shift.to_rung,
-                "shiftDirection": shift.direction,
-            }
+            outcome.shift = shift.to_status()
         log.debug(
             "completion tier=%s tokens=%d tok/s=%.1f ttft=%.0fms shown=%s reason=%s",
             job.rung.name,

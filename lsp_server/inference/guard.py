@@ -158,6 +158,11 @@ class Shift:
 
     direction: Literal["up", "down"]
 
+    def to_status(self) -> dict[str, Any]:
+        """The fields a completion's ``gearshift/status`` carries when it made this shift."""
+        return {"reason": self.reason, "shiftFrom": self.from_rung, "shiftTo": self.to_rung,
+                "shiftDirection": self.direction}
+
     def to_json(self) -> dict[str, Any]:
         return {
             "tS": round(self.t_s, 2),
