@@ -117,3 +117,4 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert any("Explain selection" in row for row in result["codeActions"]), detail
     assert "(local)" in result["explainTab"], f"the answer is not labelled local:\n{detail}"
     assert "nothing left this machine" in result["explainText"], f"the answer preview is empty:\n{detail}"
+    assert " · local (" not in result["explainText"], f"the answer repeats its title line:\n{detail}"

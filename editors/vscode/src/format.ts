@@ -181,15 +181,28 @@ export function statusReportItems(report: StatusReport): ReportItem[] {
   return items;
 }
 
-/** The markdown document shown for an explain/review/escalate answer, labelled local or cloud. */
+/**
+ * The markdown document shown for an explain/review/escalate answer, labelled local or cloud.
+ * The server's markdown starts with its own `**title** · label` line (for editors that show it as
+ * it is); here the heading and the banner say that, so the line is dropped and only the route's
+ * reason, when it gives one, moves into the banner.
+ */
 export function renderAnswer(answer: AnswerResult): string {
   const title = answer.title.trim() || "Gearshift";
   const model = answer.model ? ` \`${answer.model.replace(/`/g, "")}\`` : "";
+  let body = answer.markdown.trim();
+  let reason = "";
+  const header = /^\*\*(.*?)\*\* · (.*)(?:\n|$)/.exec(body);
+  if (header && header[1]?.trim() === title) {
+    body = body.slice(header[0].length).trim();
+    reason = /\): (.+)$/.exec(header[2] ?? "")?.[1]?.trim() ?? "";
+  }
+  const why = reason ? ` (${reason})` : "";
   const label =
     answer.source === "cloud"
-      ? `> **Cloud** answer from${model}: the selection was sent to the cloud model.`
-      : `> **Local** answer from${model}: nothing left this machine.`;
-  return `# ${title}\n\n${label}\n\n${answer.markdown.trim()}\n`;
+      ? `> **Cloud** answer from${model}: the selection was sent to the cloud model${why}.`
+      : `> **Local** answer from${model}: nothing left this machine${why}.`;
+  return `# ${title}\n\n${label}\n\n${body}\n`;
 }
 
 /** A file-name-safe title for the answer document's tab. */

@@ -119,6 +119,32 @@ describe("renderAnswer", () => {
     expect(md).toContain("**Cloud** answer from `claude-sonnet-4-5`");
   });
 
+  it("shows the title once: the server's own title line is dropped, its reason kept", () => {
+    const local = renderAnswer({
+      title: "Explanation",
+      markdown: "**Explanation** · local (qwen2.5-coder-0.5b)\n\nIt sums the items.",
+      source: "local",
+      model: "qwen2.5-coder-0.5b",
+    });
+    expect(local).toBe(
+      "# Explanation\n\n> **Local** answer from `qwen2.5-coder-0.5b`: nothing left this machine.\n\nIt sums the items.\n",
+    );
+    const cloud = renderAnswer({
+      title: "Data race review",
+      markdown: "**Data race review** · ☁ cloud (claude-sonnet-4-6): critical data-race review\n\nNo race.\n\n> note",
+      source: "cloud",
+      model: "claude-sonnet-4-6",
+    });
+    expect(cloud.match(/Data race review/g)).toHaveLength(1);
+    expect(cloud).toContain("sent to the cloud model (critical data-race review).");
+    expect(cloud).toContain("No race.\n\n> note\n");
+  });
+
+  it("keeps a first bold line that is not the title", () => {
+    const md = renderAnswer({ title: "Explain", markdown: "**Note** · x\n\nBody.", source: "local", model: "m" });
+    expect(md).toContain("**Note** · x");
+  });
+
   it("names the document safely", () => {
     expect(answerDocumentName({ title: "Explain: a/b?", markdown: "", source: "cloud", model: "m" }, 3)).toBe(
       "Explain a b (cloud) 3.md",
