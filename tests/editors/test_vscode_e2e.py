@@ -118,3 +118,5 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert "(local)" in result["explainTab"], f"the answer is not labelled local:\n{detail}"
     assert "nothing left this machine" in result["explainText"], f"the answer preview is empty:\n{detail}"
     assert " · local (" not in result["explainText"], f"the answer repeats its title line:\n{detail}"
+    assert result["logLevels"].get("info"), f"the output channel has no info lines:\n{detail}"
+    assert not result["infoLoggedAsError"], f"the server's INFO lines show as [error]:\n{detail}"

@@ -28,6 +28,7 @@ import { anchorAtCursor, askAgainWhenFinished } from "./inlineCompletion";
 import type { StatusParams } from "./protocol";
 import { CURSOR_NOTIFICATION, STATUS_NOTIFICATION, ServerCommand, progressTitle } from "./protocol";
 import { describeCommand, resolveServerCommand, type ServerCommand as ResolvedCommand } from "./serverCommand";
+import { pipeServerStderr, pipeServerStdout } from "./serverLog";
 import { CONFIG_SECTION, buildServerSettings, didChangeConfigurationPayload, serverSettingKeys } from "./settings";
 import type { StatusBar } from "./statusBar";
 import * as api from "./vscodeapi";
@@ -169,6 +170,8 @@ export class ServerManager {
       // Every document on disk: the server picks its language from the file.
       documentSelector: [{ scheme: "file" }],
       outputChannel: output,
+      // The server's log lines at their own level (the client's default logs all of stderr as errors).
+      stdioOptions: { stdout: pipeServerStdout, stderr: pipeServerStderr },
       // Start-up failures get one message of ours (with "Open Settings"), not a pile of the client's.
       revealOutputChannelOn: RevealOutputChannelOn.Never,
       initializationFailedHandler: (error) => {

@@ -459,6 +459,16 @@ try {
     mark("explain");
   }
 
+  // The output channel (Gearshift: Show Output) shows the server's log lines at their own level.
+  const channel = extensionLogTail(2000);
+  result.logLevels = {};
+  for (const line of channel) {
+    const level = /^\S+ \S+ \[(\w+)\]/.exec(line)?.[1];
+    if (level) {
+      result.logLevels[level] = (result.logLevels[level] ?? 0) + 1;
+    }
+  }
+  result.infoLoggedAsError = channel.filter((l) => /\[error\]/.test(l) && / INFO /.test(l)).slice(0, 5);
   result.consoleErrors = consoleErrors.filter((e) => /gearshift/i.test(e)).slice(0, 10);
   result.explained = opts["no-explain"] ? null : /\S/.test(result.explainText ?? "");
   result.ok = ghostText.trim().length > 0 && result.accepted && result.explained !== false;

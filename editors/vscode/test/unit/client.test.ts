@@ -8,6 +8,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "nod
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeEach, describe, expect, it, vi } from "vitest";
+import { pipeServerStderr } from "../../src/serverLog";
 import * as api from "../../src/vscodeapi";
 import * as fake from "./fakeVscodeApi";
 
@@ -31,6 +32,7 @@ const lc = vi.hoisted(() => {
       public clientOptions: {
         documentSelector: unknown;
         initializationOptions: unknown;
+        stdioOptions?: { stdout: unknown; stderr: unknown };
         middleware: { executeCommand: (c: string, a: unknown[], next: (c: string, a: unknown[]) => Promise<unknown>) => Promise<unknown> };
       },
     ) {
@@ -133,6 +135,8 @@ describe("activate", () => {
       options: { cwd: "/ws" },
     });
     expect(client.clientOptions.documentSelector).toEqual([{ scheme: "file" }]);
+    // The server's INFO lines are not shown as errors: its stderr goes through our level parser.
+    expect(client.clientOptions.stdioOptions?.stderr).toBe(pipeServerStderr);
     const init = client.clientOptions.initializationOptions as Record<string, Record<string, unknown>>;
     expect(init.models).toMatchObject({ defaultModel: "qwen2.5-coder-0.5b" });
     expect(init.completion).toMatchObject({ minConfidence: 0.25, maxTokens: 64 });
