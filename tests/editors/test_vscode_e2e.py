@@ -111,6 +111,9 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert any(row.startswith("Tier") for row in result["statusQuickPick"]), (
         f"Show Status listed nothing:\n{detail}"
     )
+    assert not any("0.0 tok/s" in row for row in result["statusQuickPick"]), (
+        f"Show Status gives a request that generated nothing as 0.0 tok/s:\n{detail}"
+    )
     assert "0.5B" in result["statusBarAfter"] or "135M" in result["statusBarAfter"], (
         f"the status bar does not show the tier:\n{detail}"
     )

@@ -35,6 +35,8 @@ export interface CommandContext {
   connection(): GearshiftConnection | undefined;
   answers: AnswerPresenter;
   log: Logger;
+  /** The last positive tok/s on the current tier (the status bar's), for the status report. */
+  lastSpeed?: () => number | undefined;
 }
 
 function errorText(error: unknown): string {
@@ -171,7 +173,7 @@ export async function showStatus(ctx: CommandContext): Promise<void> {
   }
   ctx.log.info(`gearshift.status: ${JSON.stringify(report, null, 2)}`);
   const items = [
-    ...statusReportItems(report),
+    ...statusReportItems(report, ctx.lastSpeed?.()),
     { label: "$(output) Show full report in the output", description: "", full: true },
   ];
   const picked = await api.showQuickPick(items, { title: "Gearshift status", placeHolder: "Tier, speed, guard and cloud meter" });

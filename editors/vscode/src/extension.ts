@@ -34,6 +34,7 @@ export function activate(context: ExtensionContext): void {
     connection: () => manager?.connection(),
     answers,
     log: output,
+    lastSpeed: () => statusBar.lastSpeed(),
   };
   const server = new ServerManager({
     output,

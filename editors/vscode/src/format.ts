@@ -140,15 +140,25 @@ function describeValue(value: unknown): string {
   return JSON.stringify(value);
 }
 
-/** Lines of the `gearshift.status` report for a quick pick, most useful first. */
-export function statusReportItems(report: StatusReport): ReportItem[] {
+/**
+ * Lines of the `gearshift.status` report for a quick pick, most useful first.  `lastSpeed` is the
+ * last positive tok/s on this tier (the status bar's): a request that generated nothing (an accept,
+ * a cache hit, a suggestion the filters removed) reports 0 tok/s, which is not the model's speed.
+ */
+export function statusReportItems(report: StatusReport, lastSpeed?: number): ReportItem[] {
   const items: ReportItem[] = [];
   items.push({ label: "$(zap) Tier", description: `${report.tier ?? "—"} (${report.state ?? "unknown"})` });
   if (report.modelError) {
     items.push({ label: "$(error) Model error", description: report.modelError });
   }
-  if (isNumber(report.tokensPerSecond)) {
+  if (isNumber(report.tokensPerSecond) && report.tokensPerSecond > 0) {
     items.push({ label: "$(dashboard) Last completion", description: `${report.tokensPerSecond.toFixed(1)} tok/s` });
+  } else if (isNumber(report.tokensPerSecond)) {
+    const why = report.cacheHit === true ? "from the cache" : typeof report.hidden === "string" ? report.hidden : "";
+    items.push({ label: "$(dashboard) Last completion", description: `nothing generated${why ? ` (${why})` : ""}` });
+    if (isNumber(lastSpeed) && lastSpeed > 0) {
+      items.push({ label: "$(dashboard) Last generated suggestion", description: `${lastSpeed.toFixed(1)} tok/s` });
+    }
   }
   if (isNumber(report.timeToFirstTokenMs)) {
     items.push({ label: "$(watch) Time to first token", description: `${Math.round(report.timeToFirstTokenMs)} ms` });

@@ -26,6 +26,11 @@ export class StatusBar {
     return this.last;
   }
 
+  /** The last positive tok/s measured on the current tier, if any. */
+  lastSpeed(): number | undefined {
+    return this.speeds.get(this.last?.tier ?? "");
+  }
+
   update(status: StatusParams): void {
     this.last = status;
     const tier = status.tier ?? "";

@@ -84,6 +84,18 @@ describe("formatStatusBar", () => {
 });
 
 describe("statusReportItems", () => {
+  it("says a request that generated nothing generated nothing, and gives the last real speed", () => {
+    const report = { state: "ready" as const, tier: "qwen2.5-coder-0.5b", tokensPerSecond: 0, hidden: "removed by bracket_scope" };
+    const text = statusReportItems(report, 35.3)
+      .map((i) => `${i.label}: ${i.description}`)
+      .join("\n");
+    expect(text).not.toContain("0.0 tok/s");
+    expect(text).toContain("Last completion: nothing generated (removed by bracket_scope)");
+    expect(text).toContain("Last generated suggestion: 35.3 tok/s");
+    const cached = statusReportItems({ ...report, hidden: undefined, cacheHit: true }).map((i) => i.description);
+    expect(cached).toContain("nothing generated (from the cache)");
+  });
+
   it("summarises tier, speed, guard and the cloud meter", () => {
     const items = statusReportItems({
       state: "ready",
