@@ -121,5 +121,8 @@ def test_ghost_text_in_vscode(tmp_path: Path) -> None:
     assert "(local)" in result["explainTab"], f"the answer is not labelled local:\n{detail}"
     assert "nothing left this machine" in result["explainText"], f"the answer preview is empty:\n{detail}"
     assert " · local (" not in result["explainText"], f"the answer repeats its title line:\n{detail}"
+    # cloud.localOnly is set: the answer's toast says so and offers no escalation.
+    assert any("the cloud is off" in n for n in result["notifications"]), detail
+    assert not any("Ask the Cloud Model" in n for n in result["notifications"]), detail
     assert result["logLevels"].get("info"), f"the output channel has no info lines:\n{detail}"
     assert not result["infoLoggedAsError"], f"the server's INFO lines show as [error]:\n{detail}"

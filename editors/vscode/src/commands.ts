@@ -8,6 +8,7 @@ import type { AnswerResult, RefactorArgs, SelectionArgs, StatusReport } from "./
 import { ServerCommand, isAnswerResult, isRefactorResult, progressTitle } from "./protocol";
 import type { GearshiftConnection } from "./connection";
 import { selectionRange, statusReportItems } from "./format";
+import { CONFIG_SECTION } from "./settings";
 import * as api from "./vscodeapi";
 
 export const ExtensionCommand = {
@@ -68,11 +69,36 @@ export function currentSelectionArgs(): SelectionArgs | undefined {
  * refactor results become a message.  Used for our own commands and for the
  * server's commands run by code actions (through the client's middleware).
  */
+/**
+ * Why the cloud model cannot answer (the user's localOnly setting, no API key on the server), or
+ * undefined when it can or the server does not say.  Escalating then would only run the local
+ * model again for the answer the user already has.
+ */
+async function cloudUnavailable(ctx: CommandContext): Promise<string | undefined> {
+  if (api.getConfiguration(CONFIG_SECTION).get<boolean>("cloud.localOnly") === true) {
+    return "the cloud is off (gearshift.cloud.localOnly)";
+  }
+  try {
+    const report = (await ctx.connection()?.executeCommand(ServerCommand.status, [])) as StatusReport | undefined;
+    if (report?.cloud?.available === false) {
+      return "no cloud API key (gearshift.cloud.apiKey or ANTHROPIC_API_KEY)";
+    }
+  } catch {
+    /* the server does not say: offer it */
+  }
+  return undefined;
+}
+
 export async function presentResult(ctx: CommandContext, command: string, result: unknown): Promise<void> {
   if (isAnswerResult(result)) {
     ctx.log.info(`${command}: ${result.source} answer from ${result.model}`);
     await ctx.answers.show(result);
     if (result.source === "local" && command !== ServerCommand.escalate) {
+      const noCloud = await cloudUnavailable(ctx);
+      if (noCloud) {
+        void api.showInformationMessage(`Answered locally by ${result.model}; ${noCloud}.`);
+        return;
+      }
       void api.showInformationMessage(`Answered locally by ${result.model}.`, "Ask the Cloud Model").then((choice) => {
         if (choice) {
           void api.executeCommand(ExtensionCommand.escalate);

@@ -454,6 +454,12 @@ try {
     await page.waitForTimeout(1500);
     const preview = page.frameLocator("iframe.webview.ready").frameLocator("iframe#active-frame");
     result.explainText = (await preview.locator("body").innerText({ timeout: 30_000 }).catch(() => "")).slice(0, 2000);
+    // The toast that says where the answer came from (cloud.localOnly is set: no "Ask the Cloud Model").
+    const toast = page.locator(".notifications-toasts .notification-list-item").first();
+    await toast.waitFor({ timeout: 30_000 }).catch(() => undefined);
+    result.notifications = (await page.locator(".notifications-toasts .notification-list-item").allInnerTexts()).map(
+      (t) => t.replace(/\s+/g, " ").trim(),
+    );
     result.screenshotExplain = join(opts.artifacts, "explain.png");
     await page.screenshot({ path: result.screenshotExplain });
     mark("explain");

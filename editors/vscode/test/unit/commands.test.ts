@@ -57,6 +57,24 @@ describe("explainSelection", () => {
     });
   });
 
+  it("does not offer escalation when the cloud is off or has no API key", async () => {
+    const status = { state: "ready", tier: "qwen2.5-coder-0.5b", cloud: { requests: 0, available: false } };
+    const { ctx } = context((command) => Promise.resolve(command === "gearshift.status" ? status : ANSWER));
+    await explainSelection(ctx);
+    expect(api.showInformationMessage).toHaveBeenLastCalledWith(
+      "Answered locally by qwen2.5-coder-0.5b; no cloud API key (gearshift.cloud.apiKey or ANTHROPIC_API_KEY).",
+    );
+
+    vi.mocked(api.showInformationMessage).mockClear();
+    vi.mocked(api.getConfiguration).mockReturnValue({ get: (key: string) => key === "cloud.localOnly" } as never);
+    const local = context(() => Promise.resolve(ANSWER));
+    await explainSelection(local.ctx);
+    expect(api.showInformationMessage).toHaveBeenCalledWith(
+      "Answered locally by qwen2.5-coder-0.5b; the cloud is off (gearshift.cloud.localOnly).",
+    );
+    expect(local.connection!.executeCommand).not.toHaveBeenCalledWith("gearshift.status", []);
+  });
+
   it("does not offer escalation for a cloud answer", async () => {
     const { ctx, answers } = context(() => Promise.resolve({ ...ANSWER, source: "cloud", model: "claude" }));
     await explainSelection(ctx);
