@@ -324,7 +324,7 @@ class CompletionService:
         hits."""
         settings = self.settings.completion
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
-        continuation = _heal(_dedent_start(generated[:cut], job.ctx), job.ctx)
+        continuation = _tight_after_opener(_heal(_dedent_start(generated[:cut], job.ctx), job.ctx), job.ctx)
         rules: list[str] = []
         kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated, trace=rules)
         outcome.extras.update(rules=rules, generated=generated)
@@ -485,6 +485,17 @@ def _shift_off_grid(lines: str, extra: int, typed: int) -> str:
     if not all(w >= typed + extra and w % unit and (w - extra) % unit == 0 for w in widths):
         return lines
     return "\n".join(line[extra:] if line.strip() else line for line in lines.split("\n"))
+
+
+def _tight_after_opener(generated: str, ctx: CompletionContext) -> str:
+    """No space between a just-typed ``(`` or ``[`` and the suggestion (``sum( item`` → ``sum(item``).
+
+    The models' word tokens carry their leading space (" item"), so right after an opener they often start with
+    one; no style guide of the languages served puts it there (``{`` is left alone: Prettier spaces braces).
+    """
+    if ctx.line_before.endswith(("(", "[")) and generated.startswith(" ") and generated[1:2].strip():
+        return generated[1:]
+    return generated
 
 
 def _heal(generated: str, ctx: CompletionContext) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from lsp_server.completion.context import build_context
-from lsp_server.completion.service import _dedent_start
+from lsp_server.completion.service import _dedent_start, _tight_after_opener
 
 
 def context(source: str):
@@ -31,3 +31,11 @@ def test_following_lines_already_on_the_grid_stay_where_they_are():
 def test_nothing_moves_where_the_indentation_is_not_typed_yet():
     ctx = context("def f(xs):\n█\n")
     assert _dedent_start("    return xs\n     pass", ctx) == "    return xs\n     pass"
+
+
+def test_no_space_right_after_a_typed_opening_bracket():
+    # Seen in VS Code: "return sum(" got the ghost " item.price * item.quantity for item in items".
+    ctx = context("def total(items):\n    return sum(█)\n")
+    assert _tight_after_opener(" item.price for item in items", ctx) == "item.price for item in items"
+    assert _tight_after_opener("  # two spaces: left alone", ctx) == "  # two spaces: left alone"
+    assert _tight_after_opener(" item", context("x = a +█\n")) == " item"  # not after an opener
