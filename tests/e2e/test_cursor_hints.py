@@ -9,12 +9,21 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import pytest_lsp
 from lsprotocol import types
-from pytest_lsp import LanguageClient
+from pytest_lsp import ClientServerConfig, LanguageClient
 
-from tests.e2e.conftest import as_dict, inline_params, open_doc, statuses, wait_ready
+from tests.e2e.conftest import SERVER, as_dict, inline_params, open_doc, start, statuses, wait_ready
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def client(lsp_client: LanguageClient):
+    # One client is enough: hints are the server's business once they arrive (both clients send the same).
+    await start(lsp_client, "visual_studio_code")
+    yield
+    await lsp_client.shutdown_session()
 
 
 def long_module(name: str) -> str:
