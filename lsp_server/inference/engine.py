@@ -338,8 +338,8 @@ class _Output:
             return "length"
         if len(self.tokens) == 1:
             self._first_token_at = time.perf_counter()
-        if self._first_answer_at != math.inf and time.perf_counter() >= self._first_answer_at:
-            self._answer_first()
+        if self._first_answer_at != math.inf and time.perf_counter() >= self._first_answer_at and "\n" in self.text:
+            self._answer_first()  # a finished line at least: what is shown early must not change meaning
         return None
 
     def _answer_first(self) -> None:

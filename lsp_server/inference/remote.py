@@ -297,8 +297,8 @@ class _Stream:
         request = self.request
         if self.answered_early or request.first_answer_s is None or request.on_first_answer is None:
             return
-        if now - self.called < request.first_answer_s:
-            return
+        if now - self.called < request.first_answer_s or "\n" not in self.text:
+            return  # at the first finished line after first_answer_s, as the in-process engine
         self.answered_early = True
         request.on_first_answer(FirstAnswer(
             text=self.text, token_logprobs=list(self.logprobs),

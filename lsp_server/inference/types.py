@@ -79,8 +79,9 @@ class GenerationRequest:
     """Called with the text generated so far after each step; returns a cut index to stop there, else None."""
 
     first_answer_s: float | None = None
-    """After this many seconds (from the call, prompt included) ``on_first_answer`` gets what was generated so
-    far, once, and generation goes on; None: no early answer."""
+    """At the first finished line (a newline generated) after this many seconds from the call, prompt included,
+    ``on_first_answer`` gets what was generated so far, once, and generation goes on; None: no early answer. A
+    generation that ends without a newline answers only at its end."""
 
     on_first_answer: Callable[[FirstAnswer], None] | None = None
     """Called on the engine's thread (hand the answer over to your own); must not block."""

@@ -302,15 +302,15 @@ def test_closed_engine_refuses_work(smollm_path: Path):
 
 def test_first_answer_hands_over_the_text_so_far_once_and_generation_goes_on(engine: LlamaEngine):
     answers = []
-    request = greedy(STORY, max_tokens=40, first_answer_s=0.0, on_first_answer=answers.append)
+    request = greedy(COPY, max_tokens=40, first_answer_s=0.0, on_first_answer=answers.append)
     result = engine.generate_blocking(request)
     assert len(answers) == 1
     first = answers[0]
-    assert first.text and result.text.startswith(first.text)
+    assert "\n" in first.text and result.text.startswith(first.text)  # at the first finished line
     assert len(first.token_logprobs) < result.n_generated_tokens  # it went on after the early answer
     assert first.token_logprobs == result.token_logprobs[: len(first.token_logprobs)]
     assert first.time_to_first_token_s > 0
-    plain = engine.generate_blocking(greedy(STORY, max_tokens=40))
+    plain = engine.generate_blocking(greedy(COPY, max_tokens=40))
     assert plain.text == result.text  # answering early changes nothing in what is generated
 
 

@@ -92,11 +92,11 @@ async def test_cancel_closes_the_stream_mid_generation(fake_team_server):
 
 
 async def test_early_answer_and_time_budget(fake_team_server):
-    fake_team_server.script(Pieces(tuple("abcdefghij"), delay_s=0.1))
+    fake_team_server.script(Pieces(("a", "b\n", "c", "d", "e\n", "f", "g", "h", "i", "j"), delay_s=0.1))
     engine = engine_for(fake_team_server.url)
     early = []
-    result = await engine.generate(request(first_answer_s=0.25, on_first_answer=early.append, time_budget_s=0.5))
-    assert len(early) == 1 and 1 <= len(early[0].text) < len(result.text)
+    result = await engine.generate(request(first_answer_s=0.05, on_first_answer=early.append, time_budget_s=0.5))
+    assert len(early) == 1 and early[0].text == "ab\n"  # the first finished line after first_answer_s
     assert result.stop_reason == "time_budget" and len(result.text) < 10
 
 
