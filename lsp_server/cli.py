@@ -1,4 +1,4 @@
-"""The `gearshift` command: serve, complete, models, fit.
+"""The `gearshift` command: serve, complete, models, fit, eval.
 
 Each subcommand lives in the module that does its job; that module defines
 ``add_arguments(parser)`` and ``main(args) -> int``.  Modules are imported
