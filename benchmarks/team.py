@@ -55,7 +55,7 @@ def start_llama_server(binary: str, model: str, port: int, parallel: int, thread
     raise RuntimeError("llama-server did not become healthy")
 
 
-async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s: float) -> dict:
+async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s: float, patience_s: float) -> dict:
     path, source, start, end = function
     editor = Editor(options)
     await editor.start()
@@ -65,7 +65,7 @@ async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s
     latencies, answered, generated = [], 0, 0
     for _ in range(min(keystrokes, len(remaining))):
         future, sent = editor.request(cursor)
-        answer = await editor.answer(future, sent, interval_s * 4)
+        answer = await editor.answer(future, sent, patience_s)
         latencies.append(answer.latency_ms)
         if not answer.superseded:
             answered += 1
@@ -78,10 +78,11 @@ async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s
     return {"latencies": latencies, "answered": answered, "generated": generated}
 
 
-async def run_setup(options: dict, functions: list, n: int, keystrokes: int, interval_s: float) -> dict:
+async def run_setup(options: dict, functions: list, n: int, keystrokes: int, interval_s: float,
+                    patience_s: float) -> dict:
     started = time.perf_counter()
-    results = await asyncio.gather(*(one_editor(options, functions[i % len(functions)], keystrokes, interval_s)
-                                     for i in range(n)))
+    results = await asyncio.gather(*(one_editor(options, functions[i % len(functions)], keystrokes, interval_s,
+                                                patience_s) for i in range(n)))
     wall = time.perf_counter() - started
     latencies = [ms for r in results for ms in r["latencies"]]
     return {
@@ -109,13 +110,15 @@ async def main_async(args: argparse.Namespace) -> dict:
         try:
             team = {"endpoints": [{"name": "team", "urls": [f"http://127.0.0.1:{args.port}"]}],
                     "models": {"defaultModel": "team", "ladder": ["team"]}, "guard": {"enabled": False}}
-            report["team"].append(await run_setup(team, functions, n, args.keystrokes, args.interval_ms / 1000))
+            report["team"].append(await run_setup(team, functions, n, args.keystrokes, args.interval_ms / 1000,
+                                                  args.patience_ms / 1000))
         finally:
             server.kill()
             server.wait()
         print(f"  team  N={n}: {report['team'][-1]}", file=sys.stderr, flush=True)
         local = {"models": {"defaultModel": args.model, "ladder": [args.model]}, "guard": {"enabled": False}}
-        report["local"].append(await run_setup(local, functions, n, args.keystrokes, args.interval_ms / 1000))
+        report["local"].append(await run_setup(local, functions, n, args.keystrokes, args.interval_ms / 1000,
+                                               args.patience_ms / 1000))
         print(f"  local N={n}: {report['local'][-1]}", file=sys.stderr, flush=True)
     return report
 
@@ -125,6 +128,8 @@ def main() -> int:
     parser.add_argument("--editors", type=int, nargs="+", default=[1, 2, 4])
     parser.add_argument("--keystrokes", type=int, default=60, help="keystrokes per editor")
     parser.add_argument("--interval-ms", type=float, default=150.0)
+    parser.add_argument("--patience-ms", type=float, default=2000.0,
+                        help="a request still running this long after its keystroke is cancelled by the next one")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--server-threads", type=int, default=2)
