@@ -55,12 +55,18 @@ def start_llama_server(binary: str, model: str, port: int, parallel: int, thread
     raise RuntimeError("llama-server did not become healthy")
 
 
-async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s: float, patience_s: float) -> dict:
+async def one_editor(
+    options: dict, function: tuple, keystrokes: int, interval_s: float, patience_s: float, reading_s: float
+) -> dict:
     path, source, start, end = function
     editor = Editor(options)
     await editor.start()
     editor.open(path.resolve().as_uri() + f"#team{start}", source[:start] + source[end:])
-    await asyncio.sleep(1.0)
+    # As our clients do: the cursor rests where typing will start while the programmer reads.
+    position = editor.position_at(start)
+    editor.client.protocol.notify("gearshift/cursor", {
+        "textDocument": {"uri": editor.uri}, "position": {"line": position.line, "character": position.character}})
+    await asyncio.sleep(reading_s)
     cursor, remaining = start, source[start:end]
     latencies, answered, generated = [], 0, 0
     for _ in range(min(keystrokes, len(remaining))):
@@ -79,10 +85,10 @@ async def one_editor(options: dict, function: tuple, keystrokes: int, interval_s
 
 
 async def run_setup(options: dict, functions: list, n: int, keystrokes: int, interval_s: float,
-                    patience_s: float) -> dict:
+                    patience_s: float, reading_s: float) -> dict:
     started = time.perf_counter()
     results = await asyncio.gather(*(one_editor(options, functions[i % len(functions)], keystrokes, interval_s,
-                                                patience_s) for i in range(n)))
+                                                patience_s, reading_s) for i in range(n)))
     wall = time.perf_counter() - started
     latencies = [ms for r in results for ms in r["latencies"]]
     return {
@@ -111,14 +117,14 @@ async def main_async(args: argparse.Namespace) -> dict:
             team = {"endpoints": [{"name": "team", "urls": [f"http://127.0.0.1:{args.port}"]}],
                     "models": {"defaultModel": "team", "ladder": ["team"]}, "guard": {"enabled": False}}
             report["team"].append(await run_setup(team, functions, n, args.keystrokes, args.interval_ms / 1000,
-                                                  args.patience_ms / 1000))
+                                                  args.patience_ms / 1000, args.reading_s))
         finally:
             server.kill()
             server.wait()
         print(f"  team  N={n}: {report['team'][-1]}", file=sys.stderr, flush=True)
         local = {"models": {"defaultModel": args.model, "ladder": [args.model]}, "guard": {"enabled": False}}
         report["local"].append(await run_setup(local, functions, n, args.keystrokes, args.interval_ms / 1000,
-                                               args.patience_ms / 1000))
+                                               args.patience_ms / 1000, args.reading_s))
         print(f"  local N={n}: {report['local'][-1]}", file=sys.stderr, flush=True)
     return report
 
@@ -130,6 +136,8 @@ def main() -> int:
     parser.add_argument("--interval-ms", type=float, default=150.0)
     parser.add_argument("--patience-ms", type=float, default=2000.0,
                         help="a request still running this long after its keystroke is cancelled by the next one")
+    parser.add_argument("--reading-s", type=float, default=8.0,
+                        help="seconds each editor reads the file (its cursor hint sent) before typing")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--server-threads", type=int, default=2)

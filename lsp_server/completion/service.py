@@ -380,6 +380,13 @@ class CompletionService:
         if guessed and ctx.prefix_start > 0:
             return False
         template = self.template(engine)
+        if rung.remote:
+            if remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings):
+                return False  # never-send or local-only: not even a prewarm leaves the machine
+            prefix, middle = split_middle(ctx)
+            parts = InfillParts(prefix=prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc))
+            await engine.prewarm_infill(parts, affinity_key=doc.uri)
+            return True
         await engine.prewarm(self._prompt(template, doc, ctx))
         return True
 

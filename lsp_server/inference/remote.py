@@ -26,7 +26,13 @@ import httpx
 from cachetools import LRUCache
 
 from lsp_server.errors import EndpointUnavailable
-from lsp_server.inference.types import CancelToken, FirstAnswer, GenerationRequest, GenerationResult
+from lsp_server.inference.types import (
+    CancelToken,
+    FirstAnswer,
+    GenerationRequest,
+    GenerationResult,
+    InfillParts,
+)
 from lsp_server.settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -79,7 +85,25 @@ class RemoteEngine:
         return math.ceil(len(text.encode("utf-8", "replace")) / BYTES_PER_TOKEN)
 
     async def prewarm(self, prompt: str) -> None:
-        """Nothing: the server keeps each slot's prompt itself (``cache_prompt``)."""
+        """Nothing without the FIM pieces: see ``prewarm_infill``."""
+
+    async def prewarm_infill(self, parts: InfillParts, affinity_key: str | None = None) -> None:
+        """Have llama-server evaluate this prompt into the slot the document's requests go to (``n_predict: 0``,
+        as llama.vim warms): a request cancelled mid-prompt there starts over, so a cold prompt must be evaluated
+        before the keystrokes that need it. Best effort: a failure here is the next request's to report."""
+        if self.endpoint.api != "llama-server":
+            return  # OpenAI-compatible servers have no evaluate-only request
+        url = self.endpoint.urls[self._affinity.get(affinity_key or "", 0) % len(self.endpoint.urls)]
+        body = {"input_prefix": parts.prefix, "input_suffix": parts.suffix, "prompt": parts.middle,
+                "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
+                "n_predict": 0, "cache_prompt": True, "stream": False}
+        log.info("team prewarm %s/infill: file %s, %d bytes", _host(url),
+                 (affinity_key or "").rsplit("/", 1)[-1] or "untitled", len(json.dumps(body).encode()))
+        try:
+            await self._client.post(url.rstrip("/") + "/infill", json=body,
+                                    timeout=httpx.Timeout(120.0, connect=self.endpoint.connect_timeout_s))
+        except httpx.HTTPError as exc:
+            log.debug("team prewarm failed: %s", exc)
 
     def close(self) -> None:
         try:

@@ -231,3 +231,17 @@ async def test_never_send_and_local_only_keep_documents_off_the_team_server(fake
     outcome = await service.complete(snapshot_at_end("password = load()\ndef f():\n    ", path))
     assert outcome.tier == "smollm2-135m" and local.requests
     assert fake_team_server.requests == []  # not a byte arrived
+
+
+async def test_prewarm_evaluates_the_prompt_on_the_team_server_without_generating(fake_team_server):
+    service, _local = team_service(fake_team_server.url)
+    service.tiers.remote.served_model = "fake"  # no /props round trip in this test
+    assert await service.prewarm(snapshot_at_end("def add(a, b):\n    "))
+    sent = fake_team_server.requests[-1]
+    assert sent["path"] == "/infill" and sent["body"]["n_predict"] == 0 and sent["body"]["cache_prompt"] is True
+
+
+async def test_a_never_send_document_is_not_even_prewarmed_remotely(fake_team_server):
+    service, _local = team_service(fake_team_server.url)
+    assert not await service.prewarm(snapshot_at_end("def add(a, b):\n    ", "/src/secrets/keys.py"))
+    assert fake_team_server.requests == []
