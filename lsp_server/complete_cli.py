@@ -36,41 +36,24 @@ def cursor_offset(text: str, line: int, column: int) -> int:
 
 
 async def _complete(args: argparse.Namespace) -> dict:
-    from lsp_server.completion.service import CompletionService
-    from lsp_server.inference.tiers import TierManager, starting_guard
-    from lsp_server.settings import GearshiftSettings, ModelSettings
+    from lsp_server.settings import GearshiftSettings
+    from lsp_server.wiring import completion_service, whole_answers, with_model
 
     path, line, column = parse_location(args.location)
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise GearshiftError(f"cannot read {path} as UTF-8 text: {exc}") from None
-    settings = GearshiftSettings()
     # A script wants the whole suggestion, not the early part an editor shows while the rest is generated.
-    completion = settings.completion.model_copy(update={"first_answer_ms": settings.completion.time_budget_ms})
-    settings = settings.model_copy(update={"completion": completion})
+    settings = whole_answers(GearshiftSettings())
     if args.model:
-        is_path = Path(args.model).suffix == ".gguf" or "/" in args.model
-        settings = settings.model_copy(
-            update={
-                "models": ModelSettings(
-                    default_model="custom" if is_path else args.model,
-                    model_path=Path(args.model) if is_path else None,
-                    ladder=["custom" if is_path else args.model],
-                )
-            }
-        )
-    tiers = TierManager(settings)
-    try:
-        guard = starting_guard(settings, tiers)
-        service = CompletionService(settings, tiers, guard)
-        doc = DocumentSnapshot(
-            uri=path.resolve().as_uri(), version=0, text=text, offset=cursor_offset(text, line, column),
-            language_id=language_of(None, str(path)), path=str(path.resolve()),
-        )
+        settings = with_model(settings, args.model)
+    doc = DocumentSnapshot(
+        uri=path.resolve().as_uri(), version=0, text=text, offset=cursor_offset(text, line, column),
+        language_id=language_of(None, str(path)), path=str(path.resolve()),
+    )
+    with completion_service(settings) as service:
         outcome = await service.complete(doc)
-    finally:
-        tiers.close()
     return {
         "suggestion": outcome.suggestion, "tier": outcome.tier, "confidence": outcome.confidence,
         "hiddenReason": outcome.hidden_reason, "tokensPerSecond": outcome.tokens_per_s,
