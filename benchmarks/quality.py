@@ -30,8 +30,6 @@ import argparse
 import asyncio
 import gzip
 import json
-import os
-import platform
 import random
 import subprocess
 import sys
@@ -45,6 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from lsp_server.completion.service import CompletionOutcome, CompletionService, _Job  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
+from lsp_server.inference.cpu import cpu_name  # noqa: E402
 from lsp_server.inference.tiers import TierManager, starting_guard  # noqa: E402
 from lsp_server.inference.types import GenerationRequest  # noqa: E402
 from lsp_server.settings import GearshiftSettings, parse_settings  # noqa: E402
@@ -263,18 +262,8 @@ def summarise(tier: str, details: list[dict], runs: int, n_problems: int, genero
             for tier in sorted({d["tier"] for d in details})
         },
         "mean_pipeline_s": round(sum(d["pipeline_s"] for d in details) / n, 3),
-        "cpu": _cpu_name(),
+        "cpu": cpu_name(),
     }
-
-
-def _cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
 
 
 def print_report(record: dict) -> None:

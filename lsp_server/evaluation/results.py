@@ -11,10 +11,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import platform
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from lsp_server.inference.cpu import cpu_name as cpu_name  # re-exported: eval_cli imports it from here
 
 REPORT_VERSION = 1
 
@@ -32,17 +33,6 @@ def repository_key(root: Path) -> str:
 
 def report_path(root: Path) -> Path:
     return eval_cache_dir() / f"{repository_key(root)}.json"
-
-
-def cpu_name() -> str:
-    """The processor's model name and how many CPUs this process sees."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
-    except OSError:
-        pass
-    return f"{platform.processor() or platform.machine() or 'unknown CPU'}, {os.cpu_count()} CPUs"
 
 
 def load_report(path: Path) -> dict[str, Any] | None:

@@ -10,6 +10,7 @@ elsewhere ``free_cores`` is None and the guard probes on its schedule instead.
 from __future__ import annotations
 
 import os
+import platform
 import threading
 import time
 from collections import deque
@@ -95,3 +96,14 @@ class CpuMonitor:
             own_cores = (last[3] - first[3]) / (last[0] - first[0])
             others = max(0.0, busy_cores - own_cores)
             return max(0.0, min(self._our_cpus, self._machine_cpus - others))
+
+
+def cpu_name() -> str:
+    """The processor's model name and how many CPUs this process sees."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} CPUs"
+    except OSError:
+        pass
+    return f"{platform.processor() or platform.machine() or 'unknown CPU'}, {os.cpu_count()} CPUs"
