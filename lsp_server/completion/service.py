@@ -97,6 +97,8 @@ class _Job:
     started: float
     checker: StopChecker | None = None
     """The request's stop checker: which rule, if any, stopped the generation."""
+    context_chunks: int = 0
+    """Other files' outlines in the prompt (``completion.crossFileTokens``), for the status."""
 
 
 def _handing_over(future: asyncio.Future) -> Callable[[FirstAnswer], None]:
@@ -160,10 +162,7 @@ class CompletionService:
             log.debug("not sent to %s: %s", rung.name, refusal)
             rung, probe = self._local_below(rung), None
         try:
-            outcome = await self._complete_on(doc, cancel, rung, probe, started)
-            if self.settings.completion.cross_file_tokens:
-                outcome.extras["contextChunks"] = len(self._cross_file(doc))
-            return outcome
+            return await self._complete_on(doc, cancel, rung, probe, started)
         except EndpointUnavailable as exc:
             # A team server down or refusing: this request is answered below it, and the guard moves there.
             shift = self.guard.unavailable(rung, str(exc))
@@ -197,10 +196,10 @@ class CompletionService:
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         checker = make_stop_checker(ctx, settings.max_lines)
-        split_prefix, middle = split_middle(ctx)
+        parts = self._infill_parts(doc, ctx)
         request = GenerationRequest(
-            prompt=self._prompt(template, doc, ctx),
-            infill=InfillParts(prefix=split_prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc)),
+            prompt=self._prompt(template, doc, parts),
+            infill=parts,
             affinity_key=doc.uri,
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
@@ -208,7 +207,7 @@ class CompletionService:
             prompt_lookup=rung.prompt_lookup,
             should_stop=checker,
         )
-        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker)
+        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker, len(parts.extra))
         if cancel is None:
             cancel = CancelToken()
         early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
@@ -324,6 +323,8 @@ class CompletionService:
         hits."""
         settings = self.settings.completion
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
+        if job.context_chunks:
+            outcome.extras["contextChunks"] = job.context_chunks
         continuation = _tight_after_opener(_heal(_dedent_start(generated[:cut], job.ctx), job.ctx), job.ctx)
         rules: list[str] = []
         kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated, trace=rules)
@@ -379,15 +380,13 @@ class CompletionService:
         ctx = self._context(doc, engine, rung)
         if guessed and ctx.prefix_start > 0:
             return False
-        template = self.template(engine)
+        parts = self._infill_parts(doc, ctx)
         if rung.remote:
             if remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings):
                 return False  # never-send or local-only: not even a prewarm leaves the machine
-            prefix, middle = split_middle(ctx)
-            parts = InfillParts(prefix=prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc))
             await engine.prewarm_infill(parts, affinity_key=doc.uri)
             return True
-        await engine.prewarm(self._prompt(template, doc, ctx))
+        await engine.prewarm(self._prompt(self.template(engine), doc, parts))
         return True
 
     def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
@@ -412,13 +411,17 @@ class CompletionService:
             window_end=self.splitter.point(doc.uri, doc.text, doc.offset, settings.middle_chars),
         )
 
-    def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, ctx: CompletionContext) -> str:
-        """The FIM prompt for ``ctx`` (built by ``_context``, whose window ends at the split point)."""
+    def _infill_parts(self, doc: DocumentSnapshot, ctx: CompletionContext) -> InfillParts:
+        """The prompt's pieces for ``ctx`` (built by ``_context``, whose window ends at the split point)."""
         prefix, middle = split_middle(ctx)
+        return InfillParts(prefix=prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc))
+
+    def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, parts: InfillParts) -> str:
+        """The FIM prompt from ``parts`` in ``template``'s layout."""
         # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
         # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
-        return template.build(prefix, ctx.suffix, _display_path(doc.path), middle=_unspaced(middle),
-                              extra=self._cross_file(doc))
+        return template.build(parts.prefix, parts.suffix, _display_path(doc.path), middle=_unspaced(parts.middle),
+                              extra=parts.extra)
 
     def _cross_file(self, doc: DocumentSnapshot) -> tuple[tuple[str, str], ...]:
         """Chunks of other recently used files for ``doc``'s prompt (``completion.crossFileTokens``)."""
