@@ -1,17 +1,7 @@
-"""The latency guard: hold a delivered tokens/s target by shifting down a ladder of rungs, and back up.
+"""The latency guard: hold a delivered tokens/s target by shifting down a ladder of rungs (``ladder.py``), and back up.
 
-Pure decision logic (no model, no I/O beyond logging) so it can be unit-tested
-with synthetic measurements and an injected clock.
-
-A *rung* is a model plus a way of decoding it.  ``build_ladder`` orders them
-from the best quality to the cheapest: each installed model at full speed,
-then the same model decoded more cheaply (prompt-lookup speculation if the
-engine has it off, fewer threads: with another process busy, llama.cpp's
-threads wait on each other, so fewer threads can be faster), then the next
-smaller model.  The smallest model shortens the prompt window to a quarter
-before it drops threads, and to an eighth on fewer threads: a tiny model
-spends much of each decode step on attention over the context (SmolLM2-135M
-on one thread: 34 tok/s with a 576-token window, 47 with 144).
+Pure decision logic (no model, no I/O beyond logging) so it can be unit-tested with synthetic measurements and an
+injected clock.
 
 Per request, the server asks ``probe_rung() or current`` which rung to run and
 reports the result with ``record``.  Decisions, from real requests only:
@@ -46,21 +36,18 @@ import math
 import statistics
 import threading
 import time
-from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
 
 from lsp_server.errors import EngineError
+from lsp_server.inference.guard.ladder import Rung, Shift
+from lsp_server.inference.guard.measurements import LadderMeasurements
 from lsp_server.settings import GuardSettings
 
 if TYPE_CHECKING:
     from lsp_server.inference.types import GenerationResult
 
 log = logging.getLogger(__name__)
-
-MIN_TOKENS_FOR_SPEED = 4
-"""A request that generated fewer tokens says little about decode speed; it counts for time to first token only."""
 
 PROBES_TO_UPSHIFT = 2
 """Consecutive fast probes needed to shift up (the second runs on the very next request), so one lucky request
@@ -81,184 +68,8 @@ FLAP_WINDOW_S = 60.0
 MAX_BLOCK_S = 600.0
 """Longest pause of probing after reversals in a row."""
 
-CORE_SLACK = 0.5
-"""A rung on n threads needs n - this many cores that other processes leave free: a thread with most of a core
-keeps pace, one sharing a core with a busy process holds the others up at every step."""
-
 SHIFT_HISTORY = 100
 """Shifts kept in memory (``state()`` shows the last 20)."""
-
-
-def _default_rung_name(model: str, n_threads: int | None, max_tokens_scale: float, context_scale: float) -> str:
-    parts = [model]
-    if n_threads is not None:
-        parts.append(f"{n_threads}-thread")
-    if context_scale != 1.0:
-        parts.append(f"{context_scale:g}x-context")
-    if max_tokens_scale != 1.0:
-        parts.append(f"{max_tokens_scale:g}x-tokens")
-    return "/".join(parts)
-
-
-@dataclass(frozen=True)
-class Rung:
-    """One way of serving a request: a model and its decoding knobs."""
-
-    model: str
-    """Catalog name of the model (what ``TierManager.get`` loads)."""
-
-    n_threads: int | None = None
-    """Decode threads for this rung; None leaves the engine's count as it is (``build_ladder`` always sets it)."""
-
-    prompt_lookup: bool = True
-    """Prompt-lookup speculation for this rung (passed as ``GenerationRequest.prompt_lookup``)."""
-
-    max_tokens_scale: float = 1.0
-    """Multiplies the configured ``max_tokens`` (0.5: half-length suggestions)."""
-
-    context_scale: float = 1.0
-    """Multiplies the configured prompt window (``prefix_tokens``, ``suffix_tokens``): less attention per token."""
-
-    name: str = ""
-    """Shown in the status and logs, e.g. ``qwen2.5-coder-0.5b/1-thread``; derived from the knobs when empty."""
-
-    remote: bool = False
-    """Served by a team endpoint: this machine's busy cores neither slow it nor block probing it."""
-
-    def __post_init__(self) -> None:
-        if not self.model:
-            raise EngineError("A latency guard rung needs a model name")
-        if self.n_threads is not None and self.n_threads < 1:
-            raise EngineError(f"Rung {self.model}: thread count must be positive, got {self.n_threads}")
-        if not 0 < self.max_tokens_scale <= 1:
-            raise EngineError(
-                f"Rung {self.model}: max_tokens_scale must be in (0, 1], got {self.max_tokens_scale}"
-            )
-        if not 0 < self.context_scale <= 1:
-            raise EngineError(f"Rung {self.model}: context_scale must be in (0, 1], got {self.context_scale}")
-        if not self.name:
-            object.__setattr__(
-                self,
-                "name",
-                _default_rung_name(self.model, self.n_threads, self.max_tokens_scale, self.context_scale),
-            )
-
-
-@dataclass(frozen=True)
-class Shift:
-    """One decision of the guard, kept for the status and logged at INFO."""
-
-    t_s: float
-    """Seconds since the guard was created."""
-
-    from_rung: str
-    to_rung: str
-    reason: str
-    """Figures only (tokens/s, counts): never document text."""
-
-    direction: Literal["up", "down"]
-
-    def to_status(self) -> dict[str, Any]:
-        """The fields a completion's ``gearshift/status`` carries when it made this shift."""
-        return {"reason": self.reason, "shiftFrom": self.from_rung, "shiftTo": self.to_rung,
-                "shiftDirection": self.direction}
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "tS": round(self.t_s, 2),
-            "from": self.from_rung,
-            "to": self.to_rung,
-            "reason": self.reason,
-            "direction": self.direction,
-        }
-
-
-def build_ladder(
-    installed_models: list[str],
-    ladder: list[str],
-    n_threads: int,
-    *,
-    prompt_lookup: bool = True,
-    bottom_context_scale: float | None = 0.25,
-    remote: frozenset[str] | set[str] = frozenset(),
-) -> list[Rung]:
-    """Rungs from the best quality to the cheapest for the installed models.
-
-    ``ladder`` orders the models from largest to smallest; installed models
-    missing from it (a custom ``modelPath``) go after the ladder's.  For each
-    model: its full-speed rung (``n_threads`` threads, ``prompt_lookup`` as the
-    engine is configured), then prompt lookup turned on if the engine has it
-    off, then half the threads when ``n_threads > 1``.  The smallest model gets
-    a rung whose prompt window is ``bottom_context_scale`` of the configured one
-    before its fewer-threads rung (whose window is half that again); None: no such
-    rung.  Less context makes suggestions worse, so only the smallest model,
-    where nothing faster is left, trades it.  ``remote`` names team endpoints: one rung each, no knobs.
-    """
-    if n_threads < 1:
-        raise EngineError(f"The latency guard needs a positive thread count, got {n_threads}")
-    models = [model for model in dict.fromkeys(ladder) if model in installed_models]
-    models += [model for model in dict.fromkeys(installed_models) if model not in models]
-    if not models:
-        raise EngineError(
-            "No model of the ladder is installed "
-            f"(ladder: {', '.join(ladder) or 'empty'}); "
-            "run `make install` or `gearshift models list` to see what is missing"
-        )
-    rungs: list[Rung] = []
-    local_models = [model for model in models if model not in remote]
-    shorten = bottom_context_scale is not None and bottom_context_scale < 1
-    for model in models:
-        if model in remote:
-            # A server's threads and window are its own business: one rung, measured like any other.
-            rungs.append(Rung(model, n_threads=None, prompt_lookup=False, name=model, remote=True))
-            continue
-        position = local_models.index(model)
-        rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=prompt_lookup, name=model))
-        tags: list[str] = []
-        if not prompt_lookup:
-            tags.append("lookup")
-            rungs.append(Rung(model, n_threads=n_threads, prompt_lookup=True, name="/".join([model, *tags])))
-        scale = 1.0
-        if shorten and position == len(local_models) - 1:
-            # The smallest model: a shorter window before fewer threads, because on one thread a tiny model's
-            # full window is slower than the short one on all threads, and the short window on all threads is
-            # where it goes back up to when a load leaves.
-            scale = bottom_context_scale or 1.0
-            tags.append(f"{scale:g}x-context")
-            rungs.append(
-                Rung(model, n_threads=n_threads, prompt_lookup=True, context_scale=scale, name="/".join([model, *tags]))
-            )
-        if n_threads > 1:
-            fewer = n_threads // 2
-            if scale < 1:
-                # Halved again: on fewer threads the short window alone still hovers at the target (SmolLM2 on
-                # one thread: 38-43 tok/s with a quarter window, 45-47 with an eighth).
-                scale /= 2
-                tags[-1] = f"{scale:g}x-context"
-            tags.append(f"{fewer}-thread")
-            rungs.append(
-                Rung(model, n_threads=fewer, prompt_lookup=True, context_scale=scale, name="/".join([model, *tags]))
-            )
-    return rungs
-
-
-@dataclass
-class _RungStats:
-    """What the guard remembers about one rung."""
-
-    speeds: deque[tuple[float, float]]
-    """(clock time, tokens/s) of the last ``window`` meaningful requests."""
-
-    ttfts: deque[float]
-    calm_speeds: deque[float]
-    """Tokens/s of the last ``window`` meaningful requests run while other processes left the rung's threads
-    their cores (all of them when that is unknown): what the rung can do, as opposed to what a load left it."""
-
-    reference: float | None = None
-    """Best median of a full window of ``calm_speeds``: the rung's unloaded speed as far as the guard knows
-    (optimistic)."""
-
-    samples_total: int = 0
 
 
 class LatencyGuard:
@@ -296,16 +107,7 @@ class LatencyGuard:
         self._started = clock()
         self._top = min(max(0, start_index), len(self._rungs) - 1)
         self._index = self._top
-        self._full_threads = max((r.n_threads for r in self._rungs if r.n_threads is not None), default=1)
-        # Remote rungs have no local threads (n_threads None means "the engine's count" for local ones only).
-        self._stats = [
-            _RungStats(
-                speeds=deque(maxlen=settings.window),
-                ttfts=deque(maxlen=settings.window),
-                calm_speeds=deque(maxlen=settings.window),
-            )
-            for _ in self._rungs
-        ]
+        self._measured = LadderMeasurements(self._rungs, settings.window)
         self._arrived_at = self._started
         self._slow_streak = 0
         self._last_shift = -math.inf
@@ -364,26 +166,18 @@ class LatencyGuard:
         """The guard as the ``gearshift.status`` command shows it (camelCase)."""
         with self._lock:
             now = self._clock()
-            rungs = []
-            for i, rung in enumerate(self._rungs):
-                stats = self._stats[i]
-                speeds = [speed for _, speed in stats.speeds]
-                rungs.append(
-                    {
-                        "name": rung.name,
-                        "model": rung.model,
-                        "nThreads": rung.n_threads,
-                        "promptLookup": rung.prompt_lookup,
-                        "maxTokensScale": rung.max_tokens_scale,
-                        "contextScale": rung.context_scale,
-                        "medianTokS": round(statistics.median(speeds), 1) if speeds else None,
-                        "medianTtftMs": round(statistics.median(stats.ttfts) * 1000, 1)
-                        if stats.ttfts
-                        else None,
-                        "referenceTokS": round(stats.reference, 1) if stats.reference is not None else None,
-                        "samples": stats.samples_total,
-                    }
-                )
+            rungs = [
+                {
+                    "name": rung.name,
+                    "model": rung.model,
+                    "nThreads": rung.n_threads,
+                    "promptLookup": rung.prompt_lookup,
+                    "maxTokensScale": rung.max_tokens_scale,
+                    "contextScale": rung.context_scale,
+                    **self._measured.rung_state(i),
+                }
+                for i, rung in enumerate(self._rungs)
+            ]
             return {
                 "enabled": self._settings.enabled,
                 "targetTokS": self._target,
@@ -409,10 +203,7 @@ class LatencyGuard:
             self._check_target(target_tok_s)
         with self._lock:
             if settings.window != self._settings.window:
-                for stats in self._stats:
-                    stats.speeds = deque(stats.speeds, maxlen=settings.window)
-                    stats.calm_speeds = deque(stats.calm_speeds, maxlen=settings.window)
-                    stats.ttfts = deque(stats.ttfts, maxlen=settings.window)
+                self._measured.resize(settings.window)
             self._settings = settings
             if target_tok_s is not None:
                 self._target = float(target_tok_s)
@@ -476,18 +267,9 @@ class LatencyGuard:
             if index is None or self._rungs[index] != rung:
                 return None
             now = self._clock()
-            stats = self._stats[index]
-            if n_tokens >= 1 and math.isfinite(ttft_s) and ttft_s >= 0:
-                stats.ttfts.append(ttft_s)
-            meaningful = n_tokens >= MIN_TOKENS_FOR_SPEED and math.isfinite(tokens_per_s) and tokens_per_s > 0
-            if meaningful:
-                stats.speeds.append((now, tokens_per_s))
-                stats.samples_total += 1
-                if not self._short_of_cores(index, self._read_free_cores()):
-                    stats.calm_speeds.append(tokens_per_s)
-                    if len(stats.calm_speeds) == stats.calm_speeds.maxlen:
-                        # A full window only: a rung measured by sparse probes must not be judged by one burst.
-                        stats.reference = max(stats.reference or 0.0, statistics.median(stats.calm_speeds))
+            meaningful = self._measured.add(
+                index, now, tokens_per_s, ttft_s, n_tokens, judged=tokens_per_s, free=self._read_free_cores()
+            )
             was_probe = index == self._pending_probe
             if was_probe:
                 self._pending_probe = None
@@ -534,10 +316,6 @@ class LatencyGuard:
 
     # -- decisions (lock held) ------------------------------------------------------------------
 
-    def _threads(self, index: int) -> int:
-        threads = self._rungs[index].n_threads
-        return self._full_threads if threads is None else threads
-
     def _read_free_cores(self) -> float | None:
         if self._free_cores is None or not self._settings.watch_cpu:
             return None
@@ -545,54 +323,12 @@ class LatencyGuard:
         log.debug("latency guard: %s cores free", "unknown" if free is None else f"{free:.2f}")
         return free
 
-    def _short_of_cores(self, index: int, free: float | None) -> bool:
-        """Whether other processes leave fewer cores than rung ``index`` runs threads (False when unknown)."""
-        if self._rungs[index].remote:
-            return False
-        return free is not None and free < self._threads(index) - CORE_SLACK
-
-    def _load_factor(self, index: int, recent_speed: float | None = None) -> float | None:
-        """How far the rung's recent speed (by default its window median) is below its remembered best.
-
-        1 means unloaded; None when the rung has not been measured.
-        """
-        stats = self._stats[index]
-        if not stats.reference:
-            return None
-        if recent_speed is None:
-            if not stats.speeds:
-                return None
-            recent_speed = statistics.median(speed for _, speed in stats.speeds)
-        return min(1.0, recent_speed / stats.reference)
-
-    def _predict(self, index: int, from_index: int, recent_speed: float | None = None) -> float | None:
-        """Speed rung ``index`` would deliver now, judged from rung ``from_index``; None if unknown.
-
-        ``recent_speed`` is what ``from_index`` delivers now (by default its window median).
-
-        A rung's remembered best bounds it.  If it runs at least as many threads as
-        the rung measured now, a busy CPU slows it at least as much, so the bound
-        is scaled by the measured rung's load factor; a rung on fewer threads may
-        escape the contention, so only its bound is used.
-        """
-        stats = self._stats[index]
-        reference = stats.reference
-        if reference is None and stats.calm_speeds:
-            # No full window yet: the fastest request seen bounds it (optimistically).
-            reference = max(stats.calm_speeds)
-        if reference is None:
-            return None
-        factor = None
-        if not self._rungs[index].remote and self._threads(index) >= self._threads(from_index):
-            factor = self._load_factor(from_index, recent_speed)
-        return reference * (factor if factor is not None else 1.0)
-
     def _after_request(self, tokens_per_s: float, now: float) -> Shift | None:
         settings = self._settings
         self._slow_streak = self._slow_streak + 1 if tokens_per_s < self._target else 0
         if self._index >= len(self._rungs) - 1 or now - self._last_shift < settings.min_dwell_s:
             return None
-        recent = [speed for t, speed in self._stats[self._index].speeds if t >= self._arrived_at]
+        recent = self._measured.judged_since(self._index, self._arrived_at)
         median = statistics.median(recent[-settings.window :]) if recent else tokens_per_s
         if self._slow_streak >= settings.slow_requests_to_downshift:
             basis = statistics.median(recent[-self._slow_streak :])
@@ -616,8 +352,8 @@ class LatencyGuard:
         best: tuple[float, int] | None = None
         free = self._read_free_cores()
         for index in range(self._index + 1, len(self._rungs)):
-            predicted = self._predict(index, self._index, current_speed)
-            if self._short_of_cores(index, free):
+            predicted = self._measured.predict(index, self._index, current_speed)
+            if self._measured.short_of_cores(index, free):
                 # Its threads would wait on another busy process's: at best as slow as now.
                 predicted = min(predicted if predicted is not None else current_speed, current_speed)
             if predicted is None or predicted >= self._target:
@@ -642,9 +378,9 @@ class LatencyGuard:
         # A rung whose threads would share cores with another busy process cannot hold the target: not worth a
         # probe (a slow request) until the cores are free again, which is how a load leaving is noticed from
         # a rung on fewer threads, whose own speed does not change.
-        open_rungs = [index for index in range(self._top, self._index) if not self._short_of_cores(index, free)]
+        open_rungs = [index for index in range(self._top, self._index) if not self._measured.short_of_cores(index, free)]
         for index in open_rungs:
-            predicted = self._predict(index, self._index)
+            predicted = self._measured.predict(index, self._index)
             if predicted is None or predicted >= needed:
                 return index, True
         if open_rungs:
