@@ -10,6 +10,7 @@ from pathlib import Path
 
 from lsp_server.documents import DocumentSnapshot, language_of
 from lsp_server.errors import GearshiftError
+from lsp_server.wire import CompletionResult
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -35,7 +36,7 @@ def cursor_offset(text: str, line: int, column: int) -> int:
     return sum(len(previous) + 1 for previous in lines[: line - 1]) + column - 1
 
 
-async def _complete(args: argparse.Namespace) -> dict:
+async def _complete(args: argparse.Namespace) -> CompletionResult:
     from lsp_server.settings import GearshiftSettings
     from lsp_server.wiring import completion_service, whole_answers, with_model
 
@@ -54,21 +55,16 @@ async def _complete(args: argparse.Namespace) -> dict:
     )
     with completion_service(settings) as service:
         outcome = await service.complete(doc)
-    return {
-        "suggestion": outcome.suggestion, "tier": outcome.tier, "confidence": outcome.confidence,
-        "hiddenReason": outcome.hidden_reason, "tokensPerSecond": outcome.tokens_per_s,
-        "timeToFirstTokenMs": outcome.time_to_first_token_ms, "latencyMs": round(outcome.latency_ms, 1),
-        "generatedTokens": outcome.generated_tokens,
-    }
+    return CompletionResult.of(outcome)
 
 
 def main(args: argparse.Namespace) -> int:
     result = asyncio.run(_complete(args))
     if args.json:
-        print(json.dumps(result, indent=2))
-    elif result["suggestion"] is not None:
-        print(result["suggestion"])
+        print(json.dumps(result.to_json(), indent=2))
+    elif result.suggestion is not None:
+        print(result.suggestion)
     else:
-        print(f"(no suggestion: {result['hiddenReason']})", file=sys.stderr)
+        print(f"(no suggestion: {result.hidden_reason})", file=sys.stderr)
         return 1
     return 0

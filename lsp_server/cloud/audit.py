@@ -12,43 +12,32 @@ import threading
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Mapping
-from dataclasses import asdict, dataclass, field
 from pathlib import PurePath
 from typing import Any
 
+from pydantic import Field
+
 from lsp_server.cloud.redaction import Redaction
+from lsp_server.wire import WireModel
 
 log = logging.getLogger("gearshift.cloud.audit")
 
 
-@dataclass(frozen=True)
-class AuditRecord:
-    """What one cloud request carried, in sizes and names only."""
+class AuditRecord(WireModel, frozen=True):
+    """What one cloud request carried, in sizes and names only (camelCase in the status command)."""
 
     task: str
     file_name: str | None
     """Base name of the file the text came from (no directories), or None for an unsaved buffer."""
     sent_chars: int
-    redactions: dict[str, int] = field(default_factory=dict)
+    redactions: dict[str, int] = Field(default_factory=dict)
     """Redactions by kind, e.g. ``{"aws_access_key": 1}``."""
     model: str = ""
-    time: float = field(default_factory=time.time)
+    time: float = Field(default_factory=time.time)
 
     @property
     def redaction_count(self) -> int:
         return sum(self.redactions.values())
-
-    def to_json(self) -> dict[str, Any]:
-        """camelCase, for the status command."""
-        data = asdict(self)
-        return {
-            "task": data["task"],
-            "fileName": data["file_name"],
-            "sentChars": data["sent_chars"],
-            "redactions": data["redactions"],
-            "model": data["model"],
-            "time": data["time"],
-        }
 
 
 class AuditLog:

@@ -26,8 +26,8 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlparse
 
-from lsp_server.cloud.audit import AuditLog, record_cloud_request
-from lsp_server.cloud.meter import CostMeter
+from lsp_server.cloud.audit import AuditLog, AuditRecord, record_cloud_request
+from lsp_server.cloud.meter import CostMeter, MeterTotals
 from lsp_server.cloud.redaction import Redaction, redact
 from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED, RouteDecision, TaskKind, never_send_match, route
 from lsp_server.errors import CloudError
@@ -405,6 +405,16 @@ def _body_error_message(body: object) -> str | None:
     return error.get("message") if isinstance(error, dict) else None
 
 
+class CloudStatus(MeterTotals):
+    """The ``cloud`` part of ``gearshift.status``."""
+
+    available: bool
+    """An API key is configured."""
+    model: str
+    recent: list[AuditRecord]
+    """The last cloud requests, oldest first."""
+
+
 class CloudService:
     """Router + redaction + audit + client + meter: the server's ``ls.cloud``.
 
@@ -522,13 +532,11 @@ class CloudService:
         return replace(answer, redactions=redactions)
 
     def status(self) -> dict[str, Any]:
-        """The ``cloud`` part of ``gearshift.status``: the meter (protocol keys), plus availability and recent requests."""
-        return {
-            **self.meter.snapshot(),
-            "available": self.available,
-            "model": self.settings.model,
-            "recent": self.audit.snapshot(),
-        }
+        """The ``cloud`` part of ``gearshift.status``: the meter, plus availability and recent requests."""
+        return CloudStatus(
+            **dict(self.meter.totals()), available=self.available, model=self.settings.model,
+            recent=self.audit.records(),
+        ).to_json()
 
     async def aclose(self) -> None:
         await self.client.aclose()

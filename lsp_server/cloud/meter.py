@@ -10,6 +10,17 @@ import threading
 from typing import Any
 
 from lsp_server.settings import CloudSettings
+from lsp_server.wire import WireModel
+
+
+class MeterTotals(WireModel):
+    """What the session spent on the cloud model so far."""
+
+    requests: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    """Rounded to a millionth of a dollar."""
 
 
 class CostMeter:
@@ -47,12 +58,11 @@ class CostMeter:
             self.cost_usd += cost
             return cost
 
+    def totals(self) -> MeterTotals:
+        with self._lock:
+            return MeterTotals(requests=self.requests, input_tokens=self.input_tokens,
+                               output_tokens=self.output_tokens, cost_usd=round(self.cost_usd, 6))
+
     def snapshot(self) -> dict[str, Any]:
         """``{"requests", "inputTokens", "outputTokens", "costUsd"}`` as in docs/protocol.md."""
-        with self._lock:
-            return {
-                "requests": self.requests,
-                "inputTokens": self.input_tokens,
-                "outputTokens": self.output_tokens,
-                "costUsd": round(self.cost_usd, 6),
-            }
+        return self.totals().to_json()

@@ -17,6 +17,7 @@ from lsp_server.completion.service import CompletionOutcome
 from lsp_server.documents import DocumentSnapshot, find_open_document, snapshot
 from lsp_server.errors import GearshiftError
 from lsp_server.inference.types import CancelToken
+from lsp_server.wire import CompletionStatus
 
 log = logging.getLogger(__name__)
 
@@ -59,25 +60,7 @@ def register(server) -> None:
         return outcome
 
     def report(ls, outcome: CompletionOutcome) -> None:
-        status = {
-            "state": "ready",
-            "tier": outcome.tier,
-            "tokensPerSecond": outcome.tokens_per_s,
-            "timeToFirstTokenMs": outcome.time_to_first_token_ms,
-            "latencyMs": round(outcome.latency_ms, 1),
-            "cacheHit": outcome.cache_hit,
-            "confidence": outcome.confidence,
-            "stopReason": outcome.stop_reason,
-            "generatedTokens": outcome.generated_tokens,
-        }
-        if outcome.shift is not None:
-            status.update(outcome.shift)
-        if outcome.hidden_reason:
-            status["hidden"] = outcome.hidden_reason
-        if outcome.background:
-            status["background"] = True
-        status.update(outcome.extras)
-        ls.send_status(status)
+        ls.send_status(CompletionStatus.of(outcome))
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls, params: types.InlineCompletionParams) -> types.InlineCompletionList:

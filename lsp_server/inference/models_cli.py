@@ -14,12 +14,47 @@ import sys
 from lsp_server.errors import ModelError
 from lsp_server.inference.models import (
     CATALOG,
+    ModelStatus,
     installed_models,
     model_dir,
     model_status,
     resolve_model,
     verify_model,
 )
+from lsp_server.wire import WireModel
+
+
+class ModelRow(WireModel):
+    """One catalog model in `gearshift models list --json`."""
+
+    name: str
+    role: str
+    size: int
+    sha256: str
+    installed: bool
+    assembled: bool
+    verified: bool
+    usable: bool
+    path: str | None
+    missing_parts: list[str]
+    install_hint: str
+
+    @classmethod
+    def of(cls, status: ModelStatus) -> ModelRow:
+        entry = CATALOG[status.name]
+        return cls(
+            name=status.name, role=status.role, size=status.size, sha256=entry.sha256, installed=status.installed,
+            assembled=status.assembled, verified=status.verified, usable=status.usable,
+            path=None if status.path is None else str(status.path), missing_parts=list(status.missing_parts),
+            install_hint=entry.install_hint,
+        )
+
+
+class ModelList(WireModel):
+    """`gearshift models list --json`."""
+
+    model_dir: str
+    models: list[ModelRow]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,23 +82,8 @@ def _yes(flag: bool) -> str:
 def _list(as_json: bool) -> int:
     statuses = [model_status(name) for name in CATALOG]
     if as_json:
-        rows = [
-            {
-                "name": s.name,
-                "role": s.role,
-                "size": s.size,
-                "sha256": CATALOG[s.name].sha256,
-                "installed": s.installed,
-                "assembled": s.assembled,
-                "verified": s.verified,
-                "usable": s.usable,
-                "path": None if s.path is None else str(s.path),
-                "missing_parts": list(s.missing_parts),
-                "install_hint": CATALOG[s.name].install_hint,
-            }
-            for s in statuses
-        ]
-        print(json.dumps({"model_dir": str(model_dir()), "models": rows}, indent=2))
+        listing = ModelList(model_dir=str(model_dir()), models=[ModelRow.of(status) for status in statuses])
+        print(json.dumps(listing.to_json(), indent=2))
         return 0
     table = [("NAME", "ROLE", "SIZE", "INSTALLED", "ASSEMBLED+VERIFIED", "PATH")]
     for s in statuses:

@@ -198,6 +198,9 @@ def test_cli_list_json(
     rows = {row["name"]: row for row in data["models"]}
     assert list(rows) == list(CATALOG)
     assert rows[QWEN]["verified"] is True and rows[QWEN]["path"] == str(qwen_dir / CATALOG[QWEN].file_name)
+    # camelCase keys, as every --json output and the LSP wire
+    assert data["modelDir"] == str(qwen_dir)
+    assert rows[QWEN]["missingParts"] == [] and rows[QWEN]["installHint"] == CATALOG[QWEN].install_hint
 
 
 def test_cli_list_table(
