@@ -18,10 +18,14 @@ how many right raw answers it removed or truncated into a wrong one, and how man
 A rule that removes more right answers than wrong ones costs more than it saves.
 
 Usage: python benchmarks/quality.py [--tiers qwen2.5-coder-0.5b] [--limit 25 --seed 1 --skip 20]
-       [--generous] [--runs 1] [--json PATH] [--details PATH]
+       [--generous] [--runs 1] [--json PATH] [--details PATH] [--write-table]
 
 ``--generous``: 60 s time budget, no early answer, guard off, the full prompt window whatever the prompt speed
 (isolates the rules from the machine's speed).
+
+``--write-table``: measure every (model, prompt-window scale) of the shipped ladder on its own (generous
+budgets, the guard pinned to that rung) and write what each shows right (pipeline pass@1) to
+``lsp_server/inference/guard/measured_quality.json``, the table the latency guard's quality floor reads.
 """
 
 from __future__ import annotations
@@ -44,6 +48,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lsp_server.completion.service import CompletionOutcome, CompletionService, _Job  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.inference.cpu import cpu_name  # noqa: E402
+from lsp_server.inference.guard import LatencyGuard, Rung  # noqa: E402
+from lsp_server.inference.guard.quality import SHIPPED_TABLE  # noqa: E402
 from lsp_server.inference.tiers import TierManager, starting_guard  # noqa: E402
 from lsp_server.inference.types import GenerationRequest  # noqa: E402
 from lsp_server.settings import GearshiftSettings, parse_settings  # noqa: E402
@@ -136,11 +142,15 @@ async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[
 
 async def evaluate_tier(
     model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False,
-    details_path: str | None = None, ladder: list[str] | None = None,
+    details_path: str | None = None, ladder: list[str] | None = None, rung: Rung | None = None,
 ) -> tuple[dict, list]:
-    settings = settings_for(model, generous, ladder)
+    """``rung``: serve every request on this rung alone (the guard pinned there) instead of the shipped ladder."""
+    settings = settings_for(rung.model if rung else model, generous, ladder)
     tiers = TierManager(settings)
-    guard = starting_guard(settings, tiers)
+    if rung is None:
+        guard = starting_guard(settings, tiers)
+    else:
+        guard = LatencyGuard([rung], settings.guard, target_tok_s=settings.guard.inline_target_tok_s)
     engine = await tiers.get(guard.current.model)
     analysis = CompletionService(settings, tiers, guard)  # its own cache: the pipeline must not hit its entries
     template = analysis.template(engine)
@@ -197,9 +207,35 @@ async def evaluate_tier(
                 print(f"    {problem['task_id']}: {len(done)} lines, raw {sum(d['raw_pass'] for d in done)}"
                       f"  pipeline {sum(d['final_pass'] for d in done)}", file=sys.stderr, flush=True)
         n = sum(1 for d in details if d["run"] == run)
-        print(f"  {model or 'default'} run {run + 1}: {n} lines", flush=True)
+        print(f"  {rung.name if rung else model or 'default'} run {run + 1}: {n} lines", flush=True)
     tiers.close()
-    return summarise(model or settings.models.default_model, details, runs, len(problems), generous), details
+    name = rung.name if rung else model or settings.models.default_model
+    return summarise(name, details, runs, len(problems), generous), details
+
+
+def write_table(problems: list[dict], args: argparse.Namespace) -> int:
+    """Measure each (model, window scale) of the shipped ladder alone; write the guard's quality table."""
+    settings = parse_settings({})
+    tiers = TierManager(settings)
+    ladder = starting_guard(settings, tiers).rungs
+    tiers.close()
+    distinct = {(rung.model, rung.context_scale): rung for rung in reversed(ladder) if not rung.remote}
+    models: dict[str, dict[str, float]] = {}
+    lines = 0
+    for (model, scale), rung in sorted(distinct.items(), key=lambda item: (item[0][0], -item[0][1])):
+        record, details = asyncio.run(evaluate_tier(None, problems, 1, True, args.progress, rung=rung))
+        print_report(record)
+        models.setdefault(model, {})[f"{scale:g}"] = record["pipeline"]["pass_at_1"]
+        lines = record["tasks"]
+    table = {
+        "metric": "pipeline pass@1 on HumanEval masked lines (benchmarks/quality.py --generous, each rung alone)",
+        "cpu": cpu_name(), "date": time.strftime("%Y-%m-%d"), "problems": len(problems), "lines": lines,
+        "sample": {"limit": args.limit, "seed": args.seed, "skip": args.skip},
+        "models": models,
+    }
+    SHIPPED_TABLE.write_text(json.dumps(table, indent=2) + "\n")
+    print(f"wrote {SHIPPED_TABLE}: {models}")
+    return 0
 
 
 def _rates(details: list[dict], key: str) -> dict:
@@ -300,8 +336,12 @@ def main() -> int:
     parser.add_argument("--progress", action="store_true", help="a line on stderr after each problem")
     parser.add_argument("--json", metavar="PATH", help="write the summary here")
     parser.add_argument("--details", metavar="PATH", help="every masked line's record, as measured (JSON lines)")
+    parser.add_argument("--write-table", action="store_true",
+                        help="measure each rung of the shipped ladder alone and write the guard's quality table")
     args = parser.parse_args()
     problems = load_problems(args.limit, args.seed, args.skip)
+    if args.write_table:
+        return write_table(problems, args)
     GearshiftSettings()  # fail early on a broken install
     records = []
     if args.details:

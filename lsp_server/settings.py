@@ -172,6 +172,15 @@ class GuardSettings(_Section):
     keep_next_tier_loaded: bool = True
     """Keep the next smaller tier loaded when memory allows, so a downshift has no cold start."""
 
+    quality_floor: float = Field(default=0.75, ge=0.0, le=1.0)
+    """Least measured suggestion quality a rung may have, as a share of the configured model's, for the guard to
+    shift to it: a faster wrong or empty suggestion is no win.  Scores come from this repository's
+    ``gearshift eval`` report, else the shipped HumanEval table; unmeasured rungs are not judged.  0: no floor."""
+
+    single_line_target_ms: int = Field(default=1000, ge=0)
+    """A single-line suggestion whose line is finished within this long of the request counts as fast enough,
+    whatever its tokens/s: there the person waits for the line, not for a rate.  0: judge by tokens/s only."""
+
 
 class CloudSettings(_Section):
     enabled: bool = True

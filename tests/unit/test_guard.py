@@ -519,6 +519,8 @@ def test_state_shape():
         "top",
         "probing",
         "upshiftBlockedS",
+        "qualityFloor",
+        "qualitySource",
         "rungs",
         "shifts",
     }
@@ -536,6 +538,8 @@ def test_state_shape():
         "medianTtftMs",
         "referenceTokS",
         "samples",
+        "quality",
+        "belowQualityFloor",
     }
     assert state["rungs"][0]["medianTokS"] == 18.0 and state["rungs"][0]["medianTtftMs"] == 50.0
     assert state["rungs"][-1]["medianTokS"] is None

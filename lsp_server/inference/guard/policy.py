@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lsp_server.errors import EngineError
 from lsp_server.inference.guard.ladder import Rung, Shift
 from lsp_server.inference.guard.measurements import LadderMeasurements
+from lsp_server.inference.guard.quality import QualityTable
 from lsp_server.settings import GuardSettings
 
 if TYPE_CHECKING:
@@ -88,9 +89,12 @@ class LatencyGuard:
         start_index: int = 0,
         clock: Callable[[], float] = time.monotonic,
         free_cores: Callable[[], float | None] | None = None,
+        quality: QualityTable | None = None,
     ) -> None:
         """``free_cores`` says how many cores other processes leave this one (None: unknown), e.g.
-        ``CpuMonitor.free_cores``: rungs that need more threads than that are neither probed nor shifted to."""
+        ``CpuMonitor.free_cores``: rungs that need more threads than that are neither probed nor shifted to.
+        ``quality``: measured scores per rung; rungs scoring under ``settings.quality_floor`` of the top rung's
+        are never shifted to (None: nothing is judged)."""
         if not rungs:
             raise EngineError("The latency guard needs at least one rung (an installed model)")
         names = [rung.name for rung in rungs]
@@ -108,6 +112,8 @@ class LatencyGuard:
         self._top = min(max(0, start_index), len(self._rungs) - 1)
         self._index = self._top
         self._measured = LadderMeasurements(self._rungs, settings.window)
+        self._quality = quality or QualityTable()
+        self._usable = self._judge_quality(settings)
         self._arrived_at = self._started
         self._slow_streak = 0
         self._last_shift = -math.inf
@@ -157,10 +163,22 @@ class LatencyGuard:
             return list(self._shifts)
 
     def next_model_below(self) -> str | None:
-        """The next smaller model on the ladder (what to keep loaded for a cold-start-free downshift)."""
+        """The next smaller model on the ladder the guard may shift to (what to keep loaded for a cold-start-free
+        downshift)."""
         with self._lock:
             model = self._rungs[self._index].model
-            return next((r.model for r in self._rungs[self._index + 1 :] if r.model != model), None)
+            below = range(self._index + 1, len(self._rungs))
+            return next((self._rungs[i].model for i in below if self._usable[i] and self._rungs[i].model != model),
+                        None)
+
+    def _judge_quality(self, settings: GuardSettings) -> list[bool]:
+        """Per rung: whether its measured quality clears the floor (unmeasured rungs do)."""
+        top = self._rungs[self._top]
+        usable = []
+        for rung in self._rungs:
+            share = self._quality.relative(rung, top)
+            usable.append(share is None or share >= settings.quality_floor - 1e-9)
+        return usable
 
     def state(self) -> dict[str, Any]:
         """The guard as the ``gearshift.status`` command shows it (camelCase)."""
@@ -175,6 +193,8 @@ class LatencyGuard:
                     "maxTokensScale": rung.max_tokens_scale,
                     "contextScale": rung.context_scale,
                     **self._measured.rung_state(i),
+                    "quality": self._quality.score(rung),
+                    "belowQualityFloor": not self._usable[i],
                 }
                 for i, rung in enumerate(self._rungs)
             ]
@@ -187,6 +207,8 @@ class LatencyGuard:
                 "upshiftBlockedS": round(self._upshift_blocked_until - now, 1)
                 if self._upshift_blocked_until > now
                 else None,
+                "qualityFloor": self._settings.quality_floor,
+                "qualitySource": self._quality.source,
                 "rungs": rungs,
                 "shifts": [shift.to_json() for shift in self._shifts[-20:]],
             }
@@ -205,6 +227,7 @@ class LatencyGuard:
             if settings.window != self._settings.window:
                 self._measured.resize(settings.window)
             self._settings = settings
+            self._usable = self._judge_quality(settings)
             if target_tok_s is not None:
                 self._target = float(target_tok_s)
             self._probe_wait_s = settings.probe_interval_s
@@ -254,12 +277,17 @@ class LatencyGuard:
             confirming = self._good_probes and self._good_probe_rung is not None and self._good_probe_rung < self._index
             return self._rungs[self._good_probe_rung] if confirming else self._rungs[self._index]
 
-    def record(self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int) -> Shift | None:
+    def record(
+        self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int, *, line_s: float | None = None
+    ) -> Shift | None:
         """Take one request's measurement on ``rung``; return the shift it caused, if any.
 
         ``tokens_per_s`` is the delivered decode speed after the first token
         (``GenerationResult.decode_tokens_per_s``); requests with fewer than
         ``MIN_TOKENS_FOR_SPEED`` tokens count for time to first token only.
+        ``line_s``: for a single-line suggestion, seconds from the request to its finished line.  One finished
+        within ``single_line_target_ms`` counts as on target whatever its tokens/s: there the person waits for
+        the line, and a smaller model's faster tokens would not bring it sooner enough to be worth its quality.
         Measurements of a rung this guard does not know (a guard rebuilt since) are ignored.
         """
         with self._lock:
@@ -267,8 +295,12 @@ class LatencyGuard:
             if index is None or self._rungs[index] != rung:
                 return None
             now = self._clock()
+            judged = tokens_per_s
+            line_target_s = self._settings.single_line_target_ms / 1000
+            if line_s is not None and 0 <= line_s <= line_target_s:
+                judged = max(tokens_per_s, self._target)
             meaningful = self._measured.add(
-                index, now, tokens_per_s, ttft_s, n_tokens, judged=tokens_per_s, free=self._read_free_cores()
+                index, now, tokens_per_s, ttft_s, n_tokens, judged=judged, free=self._read_free_cores()
             )
             was_probe = index == self._pending_probe
             if was_probe:
@@ -287,7 +319,7 @@ class LatencyGuard:
             if was_probe and index < self._index:
                 return self._after_probe(index, tokens_per_s, now)
             if index == self._index:
-                return self._after_request(tokens_per_s, now)
+                return self._after_request(judged, now)
             return None
 
     def unavailable(self, rung: Rung, reason: str) -> Shift | None:
@@ -304,14 +336,18 @@ class LatencyGuard:
                 self._pending_probe = None
                 if index < self._index:
                     return self._after_probe(index, 0.0, now)
-            if index != self._index or index + 1 >= len(self._rungs) or not self._settings.enabled:
+            if index != self._index or not self._settings.enabled:
                 return None
-            return self._shift(index + 1, f"{rung.name} unavailable: {reason}")
+            below = next((i for i in range(index + 1, len(self._rungs)) if self._usable[i]), None)
+            if below is None:
+                return None
+            return self._shift(below, f"{rung.name} unavailable: {reason}")
 
-    def record_result(self, rung: Rung, result: GenerationResult) -> Shift | None:
-        """``record`` from an engine result."""
+    def record_result(self, rung: Rung, result: GenerationResult, *, single_line: bool = False) -> Shift | None:
+        """``record`` from an engine result; ``single_line``: the suggestion is one line, finished at its end."""
+        line_s = result.time_to_first_token_s + result.decode_s if single_line else None
         return self.record(
-            rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
+            rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens, line_s=line_s
         )
 
     # -- decisions (lock held) ------------------------------------------------------------------
@@ -338,20 +374,28 @@ class LatencyGuard:
             why = f"median of the last {settings.window} requests {median:.1f} tok/s, under {self._target:g}"
         else:
             return None
-        destination, skipped = self._downshift_destination(basis)
+        found = self._downshift_destination(basis)
+        if found is None:
+            log.debug("latency guard: %s is slow, but every rung below is under the quality floor", self.current.name)
+            return None
+        destination, skipped = found
         if skipped:
             why += "; skipped " + ", ".join(f"{name} (predicted {speed:.1f})" for name, speed in skipped)
         return self._shift(destination, why)
 
-    def _downshift_destination(self, current_speed: float) -> tuple[int, list[tuple[str, float]]]:
-        """The first rung below that could hold the target, skipping those predicted too slow.
+    def _downshift_destination(self, current_speed: float) -> tuple[int, list[tuple[str, float]]] | None:
+        """The first rung below that could hold the target, skipping those predicted too slow; None when no rung
+        below clears the quality floor.
 
         ``current_speed`` is what the current rung delivers now (the figure that triggered the downshift).
         """
         skipped: list[tuple[str, float]] = []
         best: tuple[float, int] | None = None
         free = self._read_free_cores()
-        for index in range(self._index + 1, len(self._rungs)):
+        below = [index for index in range(self._index + 1, len(self._rungs)) if self._usable[index]]
+        if not below:
+            return None
+        for index in below:
             predicted = self._measured.predict(index, self._index, current_speed)
             if self._measured.short_of_cores(index, free):
                 # Its threads would wait on another busy process's: at best as slow as now.
