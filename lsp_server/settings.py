@@ -11,7 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 
 KvCacheType = Literal["f16", "q8_0", "q4_0"]
@@ -85,6 +94,14 @@ class EngineSettings(_Section):
     lookup_exact: bool = True
     """Verify drafts only in batch sizes llama.cpp computes bit-identically to one-token decoding
     (measured when the model loads), so prompt lookup never changes the output."""
+
+    @model_validator(mode="after")
+    def _ngram_range(self) -> EngineSettings:
+        if self.lookup_ngram_min > self.lookup_ngram_max:
+            raise ValueError(
+                f"lookupNgramMin ({self.lookup_ngram_min}) must not exceed lookupNgramMax ({self.lookup_ngram_max})"
+            )
+        return self
 
 
 class CompletionSettings(_Section):

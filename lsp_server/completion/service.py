@@ -43,7 +43,7 @@ from lsp_server.inference.types import (
 from lsp_server.settings import GearshiftSettings
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
-    from lsp_server.inference.engine import LlamaEngine
+    from lsp_server.inference.llama.engine import LlamaEngine
 
 log = logging.getLogger(__name__)
 

@@ -360,7 +360,7 @@ def fit_model(
 def measure_model(fit: ModelFit, options: FitOptions) -> None:
     """Load ``fit``'s model with the llama.cpp engine and time a greedy decode; fills the measured fields."""
     try:
-        from lsp_server.inference.engine import LlamaEngine
+        from lsp_server.inference.llama.engine import LlamaEngine
         from lsp_server.inference.types import GenerationRequest
     except ImportError as exc:
         raise EngineError(

@@ -28,6 +28,7 @@ from lsp_server.errors import ModelError
 
 GGUF_MAGIC = b"GGUF"
 SUPPORTED_VERSIONS = (2, 3)
+_TRUNCATED_ADVICE = "the file is truncated or corrupt: download or assemble it again"
 DEFAULT_ALIGNMENT = 32
 SMALL_ARRAY_MAX = 64
 """Arrays with at most this many elements are kept in ``metadata``; longer ones are summarized."""
@@ -429,15 +430,14 @@ def _parse(path: Path, buf: mmap.mmap, file_size: int) -> GgufInfo:
         special = _special_tokens(reader, token_types, token_starts)
     except _Truncated:
         raise ModelError(
-            f"{path}: truncated GGUF file (header cut off at {file_size} bytes); download or assemble it again"
+            f"{path}: truncated GGUF file (header cut off at {file_size} bytes); {_TRUNCATED_ADVICE}"
         ) from None
     alignment = int(metadata.get("general.alignment", DEFAULT_ALIGNMENT) or DEFAULT_ALIGNMENT)
     data_offset = -(-header_end // alignment) * alignment
     data_end = data_offset + max((t.offset + (t.n_bytes or 0) for t in tensors), default=0)
     if data_end > file_size:
         raise ModelError(
-            f"{path}: truncated GGUF file ({file_size} bytes, its tensors need {data_end});"
-            " download or assemble it again"
+            f"{path}: truncated GGUF file ({file_size} bytes, its tensors need {data_end}); {_TRUNCATED_ADVICE}"
         )
     arch_vocab = metadata.get(f"{metadata.get('general.architecture', '')}.vocab_size")
     if vocab_size is None and isinstance(arch_vocab, int):

@@ -115,7 +115,7 @@ class TierManager:
         return engine
 
     def _load(self, model: str):
-        from lsp_server.inference.engine import LlamaEngine
+        from lsp_server.inference.llama.engine import LlamaEngine
 
         if (endpoint := self.endpoint(model)) is not None:
             from lsp_server.inference.remote import RemoteEngine
@@ -147,7 +147,7 @@ class TierManager:
 
 def default_threads(settings: GearshiftSettings) -> int:
     """Decode threads: the setting, else what the engine picks (physical cores available to us)."""
-    from lsp_server.inference.engine import default_n_threads
+    from lsp_server.inference.llama.threads import default_n_threads
 
     return settings.engine.n_threads or default_n_threads()
 

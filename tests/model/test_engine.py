@@ -17,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from lsp_server.errors import EngineError, ModelError
-from lsp_server.inference.engine import LlamaEngine, _Output
+from lsp_server.inference.llama.engine import LlamaEngine
+from lsp_server.inference.llama.output import Output
 from lsp_server.inference.lookup import DraftPolicy, PromptLookup
 from lsp_server.inference.types import CancelToken, GenerationRequest
 from lsp_server.settings import EngineSettings
@@ -53,7 +54,7 @@ def greedy(prompt: str, max_tokens: int = 48, **kwargs) -> GenerationRequest:
 
 def test_output_buffers_utf8_split_across_tokens():
     pieces = {1: b"caf", 2: "é".encode()[:1], 3: "é".encode()[1:] + b"!"}
-    out = _Output(GenerationRequest(prompt="", max_tokens=10), pieces.__getitem__, lambda _t: False)
+    out = Output(GenerationRequest(prompt="", max_tokens=10), pieces.__getitem__, lambda _t: False)
     for token in (1, 2, 3):
         assert out.push(token, 0.0) is None
     assert out.text == "café!"
@@ -63,7 +64,7 @@ def test_output_stop_string_across_tokens_and_held_back_from_should_stop():
     seen: list[str] = []
     pieces = {1: b"x = 1\n", 2: b"\n", 3: b"y"}
     request = GenerationRequest(prompt="", stop=["\n\ny"], should_stop=lambda text: seen.append(text))
-    out = _Output(request, pieces.__getitem__, lambda _t: False)
+    out = Output(request, pieces.__getitem__, lambda _t: False)
     assert out.push(1, 0.0) is None
     assert out.push(2, 0.0) is None
     assert out.push(3, 0.0) == "stop"
@@ -323,10 +324,10 @@ def test_a_generation_done_before_its_first_answer_time_never_answers_early(engi
 @pytest.mark.model
 def test_a_failed_decode_is_an_engine_error_and_the_next_request_works(engine: LlamaEngine, monkeypatch):
     # llama_decode can fail (no KV slot, a backend error): one clear error, the cache is reset, the engine serves on.
-    from lsp_server.inference import engine as engine_module
+    from lsp_server.inference.llama import context as context_module
 
     with monkeypatch.context() as patched:
-        patched.setattr(engine_module.llama, "llama_decode", lambda _ctx, _batch: 1)
+        patched.setattr(context_module.llama, "llama_decode", lambda _ctx, _batch: 1)
         with pytest.raises(EngineError, match="llama_decode failed with status 1"):
             engine.generate_blocking(greedy(STORY + " One", max_tokens=4))
     result = engine.generate_blocking(greedy(STORY, max_tokens=4))

@@ -316,7 +316,7 @@ def test_fit_matches_llama_cpp(request: pytest.FixtureRequest, which: str, n_ctx
 @pytest.mark.model
 def test_measure_with_the_engine(qwen_path: Path, smollm_path: Path) -> None:
     pytest.importorskip("llama_cpp")
-    engine = pytest.importorskip("lsp_server.inference.engine")
+    engine = pytest.importorskip("lsp_server.inference.llama.engine")
     assert hasattr(engine, "LlamaEngine")
     from lsp_server.inference.fit import measure_model
 
