@@ -1,8 +1,9 @@
 """The `gearshift` command: serve, complete, models, fit, eval.
 
-Each subcommand lives in the module that does its job; that module defines
-``add_arguments(parser)`` and ``main(args) -> int``.  Modules are imported
-only when needed so `gearshift models list` does not load llama.cpp.
+Each subcommand is a module of this package, argparse and printing only (the work is done by the modules they
+call, and a completion's service is built by ``lsp_server.wiring`` as the server builds it); each defines
+``add_arguments(parser)`` and ``main(args) -> int``.  Modules are imported only when needed so
+`gearshift models list` does not load llama.cpp.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ import sys
 
 # subcommand -> (module, one-line help)
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
-    "serve": ("lsp_server.serve_cli", "run the language server (stdio by default)"),
-    "complete": ("lsp_server.complete_cli", "one completion at FILE:LINE:COL through the full pipeline"),
-    "models": ("lsp_server.inference.models_cli", "list, verify or locate the embedded models"),
-    "fit": ("lsp_server.inference.fit", "which model fits this machine's memory and holds 40 tok/s"),
-    "eval": ("lsp_server.eval_cli", "which installed tier is accurate and fast enough on this repository"),
+    "serve": ("lsp_server.cli.serve", "run the language server (stdio by default)"),
+    "complete": ("lsp_server.cli.complete", "one completion at FILE:LINE:COL through the full pipeline"),
+    "models": ("lsp_server.cli.models", "list, verify or locate the embedded models"),
+    "fit": ("lsp_server.cli.fit", "which model fits this machine's memory and holds 40 tok/s"),
+    "eval": ("lsp_server.cli.eval", "which installed tier is accurate and fast enough on this repository"),
 }
 
 

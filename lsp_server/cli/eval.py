@@ -202,7 +202,8 @@ def build_report(
     found: RepositoryFiles, measured: Measured, recommendation: Recommendation, target_tok_s: float, warm: bool,
 ) -> dict[str, Any]:
     """This run's report: no document text, only positions and figures."""
-    from lsp_server.evaluation.results import REPORT_VERSION, cpu_name
+    from lsp_server.evaluation.results import REPORT_VERSION
+    from lsp_server.inference.cpu import cpu_name
 
     date = datetime.now(timezone.utc).isoformat(timespec="seconds")
     sample_set = {"seed": seed, "requested": requested, "drawn": len(samples),
@@ -233,8 +234,9 @@ def build_report(
 def main(args: argparse.Namespace) -> int:
     from lsp_server.evaluation.recommend import recommend
     from lsp_server.evaluation.repository import head_commit, source_files
-    from lsp_server.evaluation.results import cpu_name, save_report, write_json
+    from lsp_server.evaluation.results import save_report, write_json
     from lsp_server.evaluation.sampling import draw_samples
+    from lsp_server.inference.cpu import cpu_name
     from lsp_server.settings import GearshiftSettings
 
     settings = GearshiftSettings()

@@ -15,8 +15,6 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from lsp_server.inference.cpu import cpu_name as cpu_name  # re-exported: eval_cli imports it from here
-
 REPORT_VERSION = 1
 
 

@@ -1,7 +1,7 @@
 """Loaded engines by model name: load off the event loop, once, and keep the ones in use.
 
 The latency guard names a model for each request; this is where that name
-becomes a running engine.  Loading takes seconds (mmap + context), so it
+becomes a running engine.  Loading takes seconds (the weights, the context), so it
 happens in a thread and concurrent callers wait for the same load.
 """
 
@@ -15,17 +15,6 @@ from lsp_server.errors import ModelError
 from lsp_server.settings import GearshiftSettings
 
 log = logging.getLogger(__name__)
-
-
-def _available_memory_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
 
 
 class TierManager:
@@ -127,14 +116,15 @@ class TierManager:
         return LlamaEngine(path, self._settings.engine, name=model)
 
     def fits_alongside(self, model: str) -> bool:
-        """Whether ``model`` can be kept loaded too without crowding this machine's memory."""
+        """Whether ``model`` can be kept loaded too: what `gearshift fit` sizes it at, under these engine
+        settings, fits in the memory available now (the loaded models already use theirs)."""
+        from lsp_server.inference.machine import available_ram_bytes
+        from lsp_server.inference.sizing import fits_in_ram
+
         try:
-            size = self.model_path(model).stat().st_size
-        except (ModelError, OSError):
+            return fits_in_ram(self.model_path(model), self._settings.engine, available_ram_bytes())
+        except ModelError:
             return False
-        available = _available_memory_bytes()
-        # Weights plus KV cache and compute buffers stay well under twice the file size at our context lengths.
-        return available is not None and available > 2 * size + 1_000_000_000
 
     def close(self) -> None:
         for engine in self._engines.values():

@@ -26,19 +26,18 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main as cli_main
-from lsp_server.inference.fit import (
+from lsp_server.inference.fit import recommend
+from lsp_server.inference.gguf import read_gguf
+from lsp_server.inference.machine import MachineMemory, parse_nvidia_smi
+from lsp_server.inference.models import CATALOG, ensure_model, locate_part, model_status
+from lsp_server.inference.sizing import (
     FitOptions,
-    MachineMemory,
     cache_bytes_per_element,
     compute_buffer_bytes,
     fit_model,
     kv_cache_bytes,
     padded_context,
-    parse_nvidia_smi,
-    recommend,
 )
-from lsp_server.inference.gguf import read_gguf
-from lsp_server.inference.models import CATALOG, ensure_model, locate_part, model_status
 
 MIB = 1 << 20
 N_BATCH = 128
@@ -173,11 +172,11 @@ def test_cli_fit_json(
     names = [m["name"] for m in report["models"]]
     assert names[:2] == ["qwen2.5-coder-0.5b", "smollm2-135m"] and names[-1] == "custom.gguf"
     assert len(names) == len(set(names))
-    assert report["settings"]["cache_type_k"] == "q8_0" and report["settings"]["flash_attn"] is True
-    assert report["machine"]["read_bandwidth_bytes_per_s"] > 1e8
+    assert report["settings"]["cacheTypeK"] == "q8_0" and report["settings"]["flashAttn"] is True
+    assert report["machine"]["readBandwidthBytesPerS"] > 1e8
     for model in report["models"]:
-        assert model["total_bytes"] == model["weight_bytes"] + model["kv_bytes"] + model["compute_bytes"]
-        assert model["tok_s_source"] == "estimate" and model["verdict"]
+        assert model["totalBytes"] == model["weightBytes"] + model["kvBytes"] + model["computeBytes"]
+        assert model["tokSSource"] == "estimate" and model["verdict"]
     assert report["recommendation"]["reason"]
 
 

@@ -344,7 +344,7 @@ def test_a_tier_that_is_not_installed_or_unknown_is_refused(tmp_path, capsys, mo
 def test_progress_line_has_an_eta(capsys):
     import io
 
-    from lsp_server.eval_cli import Progress
+    from lsp_server.cli.eval import Progress
 
     stream = io.StringIO()
     progress = Progress(total=4, stream=stream)
@@ -392,7 +392,7 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
 
 
 def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
-    from lsp_server.eval_cli import hidden_reasons
+    from lsp_server.cli.eval import hidden_reasons
 
     hidden = [
         score("a.py", 4, 1, "x = 1", None, latency_ms=1, tokens_per_s=None, generated_tokens=0, hidden_reason=reason)
