@@ -8,25 +8,19 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from pathlib import PurePath
 from urllib.parse import unquote
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcInvalidParams
 from pygls.workspace import TextDocument, Workspace
 
+from lsp_server.syntax import languages
+
 # In a Python str a valid non-BMP character is one code point, so any code point in this range stands alone.
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 # Above this, a document is treated as generated or data, not code someone is typing.
 MAX_DOCUMENT_CHARS = 20_000_000
-
-_EXTENSION_LANGUAGE = {
-    ".py": "python", ".pyi": "python", ".js": "javascript", ".mjs": "javascript", ".cjs": "javascript",
-    ".jsx": "javascriptreact", ".ts": "typescript", ".tsx": "typescriptreact", ".go": "go", ".rs": "rust",
-    ".c": "c", ".h": "c", ".cc": "cpp", ".cpp": "cpp", ".cxx": "cpp", ".hpp": "cpp", ".hh": "cpp",
-    ".java": "java", ".lua": "lua", ".rb": "ruby", ".sh": "shellscript", ".md": "markdown",
-}
 
 
 class DocumentError(JsonRpcInvalidParams):
@@ -106,11 +100,12 @@ def snapshot(workspace: Workspace, uri: str, position: types.Position) -> Docume
 
 
 def language_of(language_id: str | None, path: str | None) -> str | None:
+    """The editor's languageId, else the registry's for the file's extension (None for a language it does not parse:
+    such a document gets the plain template either way)."""
     if language_id:
         return language_id
-    if path:
-        return _EXTENSION_LANGUAGE.get(PurePath(path).suffix.lower())
-    return None
+    spec = languages.resolve(None, path)
+    return spec.language_ids[0] if spec else None
 
 
 def looks_binary(text: str, offset: int, window: int = 4096) -> bool:

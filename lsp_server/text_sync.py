@@ -99,5 +99,5 @@ class LspWorkspace(Workspace):
             version=version,
             language_id=language_id,
             sync_kind=self._sync_kind,
-            position_codec=self._position_codec,
+            position_codec=self.position_codec,
         )

@@ -33,8 +33,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from lsp_server.completion import languages
 from lsp_server.settings import FimFamily
+from lsp_server.syntax import languages
 
 _ZWSP = "\u200b"
 

@@ -50,17 +50,9 @@ brackets); error *counts* cannot see garbage that tree-sitter folds into an exis
 
 from __future__ import annotations
 
-from lsp_server.completion import languages
-from lsp_server.completion.context import (
-    CLOSERS,
-    CODE,
-    MATCHING,
-    OPENERS,
-    STRING,
-    STRING_CLOSED,
-    CompletionContext,
-    indent_width,
-)
+from lsp_server.completion.context import CompletionContext
+from lsp_server.syntax import grammar
+from lsp_server.syntax.lexer import CLOSERS, CODE, MATCHING, OPENERS, STRING, STRING_CLOSED, indent_width
 
 
 def significant(line: str) -> bool:
@@ -396,8 +388,8 @@ def _parse_check(text: str, ctx: CompletionContext) -> str | None:
     allowed = ctx.local_errors
 
     def acceptable(candidate: str) -> bool:
-        tree = languages.parse(spec, ctx.local_prefix + candidate + ctx.local_suffix)
-        return languages.count_errors(tree.root_node, limit=allowed + 1) <= allowed
+        tree = grammar.parse(spec, ctx.local_prefix + candidate + ctx.local_suffix)
+        return grammar.count_errors(tree.root_node, limit=allowed + 1) <= allowed
 
     if acceptable(text):
         return text

@@ -23,11 +23,11 @@ from lsp_server.cloud.endpoints import remote_refusal
 from lsp_server.cloud.router import never_send_match
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
-from lsp_server.completion.context import CompletionContext, build_context, indent_width
+from lsp_server.completion.context import CompletionContext, build_context
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.neighbours import RecentFiles
 from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
-from lsp_server.completion.split import MiddleSplitter, split_middle
+from lsp_server.completion.window import MiddleSplitter, rung_window, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.errors import EndpointUnavailable
 from lsp_server.inference.gguf import read_gguf
@@ -41,6 +41,7 @@ from lsp_server.inference.types import (
     InfillParts,
 )
 from lsp_server.settings import GearshiftSettings
+from lsp_server.syntax.lexer import indent_width
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
     from lsp_server.inference.llama.engine import LlamaEngine
@@ -49,9 +50,6 @@ log = logging.getLogger(__name__)
 
 PROMPT_SPEED_MIN_TOKENS = 64
 """A request that evaluated fewer prompt tokens says little about prompt speed (fixed costs dominate)."""
-
-MIN_PREFIX_TOKENS = 32
-"""A guard rung that shrinks the prompt window never shrinks the prefix below this."""
 
 
 def _display_path(path: str | None) -> str | None:
@@ -392,10 +390,9 @@ class CompletionService:
     def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
         """The cursor's context with the prompt window ``rung`` allows (the same for a request and its prewarm)."""
         settings = self.settings.completion
-        prefix_tokens, suffix_tokens = prompt_window(
-            settings.prefix_tokens,
-            settings.suffix_tokens,
-            settings.cold_prompt_ms,
+        prefix_tokens, suffix_tokens = rung_window(
+            settings,
+            rung,
             max(getattr(engine, "prompt_tokens_per_s", None) or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None,
         )
         return build_context(
@@ -403,8 +400,8 @@ class CompletionService:
             doc.offset,
             doc.language_id,
             count_tokens=engine.count_tokens,
-            prefix_tokens=max(MIN_PREFIX_TOKENS, int(prefix_tokens * rung.context_scale)),
-            suffix_tokens=int(suffix_tokens * rung.context_scale),
+            prefix_tokens=prefix_tokens,
+            suffix_tokens=suffix_tokens,
             max_lines=settings.max_lines,
             path=doc.path,
             # The window ends where the typed middle starts: its start stays put while the user types.
@@ -433,27 +430,6 @@ class CompletionService:
             doc.uri, doc.text, budget, count_tokens=lambda text: len(text.encode("utf-8", "replace")) // 3 + 1,
             excluded=lambda path: never_send_match(path, cloud) is not None,
         )
-
-
-WINDOW_STEP_TOKENS = 64
-"""The window sized from prompt speed is a multiple of this: the same on every load of a model on a machine,
-whatever the measurement's jitter (a window that moves re-evaluates the whole prompt)."""
-
-
-def prompt_window(
-    prefix_tokens: int, suffix_tokens: int, cold_prompt_ms: int, prompt_tokens_per_s: float | None
-) -> tuple[int, int]:
-    """(prefix, suffix) tokens: the configured window, or less where this machine would evaluate it slower than
-    ``cold_prompt_ms``; the suffix keeps its share, but at least a quarter (the next lines matter most)."""
-    configured = prefix_tokens + suffix_tokens
-    if not cold_prompt_ms or not prompt_tokens_per_s or configured <= 0:
-        return prefix_tokens, suffix_tokens
-    affordable = prompt_tokens_per_s * cold_prompt_ms / 1000
-    window = max(2 * WINDOW_STEP_TOKENS, int(affordable // WINDOW_STEP_TOKENS) * WINDOW_STEP_TOKENS)
-    if window >= configured:
-        return prefix_tokens, suffix_tokens
-    suffix = min(suffix_tokens, max(window // 4, window * suffix_tokens // configured))
-    return window - suffix, suffix
 
 
 def _unspaced(middle: str) -> str:

@@ -15,9 +15,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsp_server.cloud.router import never_send_match
-from lsp_server.completion import languages
 from lsp_server.errors import GearshiftError
 from lsp_server.settings import CloudSettings
+from lsp_server.syntax import languages
 
 MAX_FILE_BYTES = 512_000
 """Larger files are data or generated code, not what someone types."""

@@ -20,11 +20,11 @@ from pygls.capabilities import get_capability
 
 from lsp_server.cloud.client import CloudService
 from lsp_server.cloud.prompts import build_prompt, extract_code_block
-from lsp_server.completion import languages
 from lsp_server.documents import DocumentError, find_open_document, model_text, offset_at, open_document
 from lsp_server.errors import CloudError, RequestRefused
 from lsp_server.inference.chat import format_chat
 from lsp_server.inference.types import CancelToken, GenerationRequest
+from lsp_server.syntax import grammar, languages
 
 log = logging.getLogger(__name__)
 
@@ -118,7 +118,7 @@ class ActionRunner:
         if request.task == "refactor" and spec is None:
             raise RequestRefused(
                 f"Refactor needs a language Gearshift can parse to check the result; "
-                f"{request.language or 'this file type'} is not one (Python, JavaScript, TypeScript, Go, Rust, C, C++, Java)"
+                f"{request.language or 'this file type'} is not one ({languages.titles()})"
             )
         model = ls.tiers.local_model()
         engine = await ls.tiers.get(model, purpose="chat")
@@ -254,8 +254,8 @@ async def _apply_refactor(ls, request: ActionRequest, answer: str) -> dict[str, 
         code = code.rstrip("\n")
     updated = original[:start] + code + original[end:]
     spec = languages.resolve(request.language, request.path)
-    errors_before = languages.count_errors(languages.parse(spec, original).root_node)
-    errors_after = languages.count_errors(languages.parse(spec, updated).root_node)
+    errors_before = grammar.count_errors(grammar.parse(spec, original).root_node)
+    errors_after = grammar.count_errors(grammar.parse(spec, updated).root_node)
     if errors_after > errors_before:
         return {"applied": False, "message": "The refactored code does not parse; nothing changed."}
     if code == request.selection:

@@ -1,4 +1,4 @@
-"""Completion context: language registry, token-sized windows, multi-line decision, scope, lexical state."""
+"""Completion context: token-sized windows, multi-line decision, scope, lexical state at the cursor."""
 
 from __future__ import annotations
 
@@ -8,17 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lsp_server.completion import languages
-from lsp_server.completion.context import (
-    BRACKET_LOOKAHEAD_CHARS,
-    MAX_CHARS_PER_TOKEN,
-    PARSE_SLACK_CHARS,
-    STRING,
-    Lexer,
-    LexState,
-    build_context,
-    open_brackets,
-)
+from lsp_server.completion.context import BRACKET_LOOKAHEAD_CHARS, build_context
+from lsp_server.completion.window import MAX_CHARS_PER_TOKEN
+from lsp_server.syntax.facts import PARSE_SLACK_CHARS
 
 CURSOR = "█"
 _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")
@@ -44,84 +36,6 @@ def make(
         max_lines=8,
         path=path,
     )
-
-
-# --------------------------------------------------------------------------------------------------
-# Language registry
-
-
-@pytest.mark.parametrize(
-    ("language_id", "path", "expected"),
-    [
-        pytest.param("python", None, "python", id="python-id"),
-        pytest.param("javascript", None, "javascript", id="javascript-id"),
-        pytest.param("javascriptreact", None, "javascript", id="jsx-id"),
-        pytest.param("typescript", None, "typescript", id="typescript-id"),
-        pytest.param("typescriptreact", None, "tsx", id="tsx-id"),
-        pytest.param("go", None, "go", id="go-id"),
-        pytest.param("rust", None, "rust", id="rust-id"),
-        pytest.param("c", None, "c", id="c-id"),
-        pytest.param("cpp", None, "cpp", id="cpp-id"),
-        pytest.param("java", None, "java", id="java-id"),
-        pytest.param("Python", None, "python", id="id-case-insensitive"),
-        pytest.param(None, "src/app.py", "python", id="ext-py"),
-        pytest.param(None, "a/b.PYI", "python", id="ext-pyi-upper"),
-        pytest.param(None, "web/x.mjs", "javascript", id="ext-mjs"),
-        pytest.param(None, "web/x.ts", "typescript", id="ext-ts"),
-        pytest.param(None, "web/x.tsx", "tsx", id="ext-tsx"),
-        pytest.param(None, "main.go", "go", id="ext-go"),
-        pytest.param(None, "lib.rs", "rust", id="ext-rs"),
-        pytest.param(None, "x.h", "c", id="ext-h"),
-        pytest.param(None, "x.hpp", "cpp", id="ext-hpp"),
-        pytest.param(None, "x.cc", "cpp", id="ext-cc"),
-        pytest.param(None, "A.java", "java", id="ext-java"),
-        pytest.param("plaintext", "notes.md", None, id="unknown-id-unknown-ext"),
-        pytest.param("lua", "x.lua", None, id="unsupported-language"),
-        pytest.param("unknown", "x.py", "python", id="unknown-id-falls-back-to-ext"),
-        pytest.param(None, None, None, id="nothing-known"),
-    ],
-)
-def test_resolve_language(language_id, path, expected):
-    spec = languages.resolve(language_id, path)
-    assert (spec.name if spec else None) == expected
-
-
-@pytest.mark.parametrize(
-    ("language_id", "expected"),
-    [
-        pytest.param("python", "#", id="python"),
-        pytest.param("go", "//", id="go"),
-        pytest.param("rust", "//", id="rust"),
-        pytest.param("java", "//", id="java"),
-        pytest.param("markdown", None, id="unknown"),
-    ],
-)
-def test_comment_prefix(language_id, expected):
-    assert languages.comment_prefix(language_id) == expected
-
-
-@pytest.mark.parametrize(
-    ("name", "source"),
-    [
-        pytest.param("python", "def f(x):\n    return x\n", id="python"),
-        pytest.param("javascript", "function f(x) { return x; }\n", id="javascript"),
-        pytest.param("typescript", "function f(x: number): number { return x; }\n", id="typescript"),
-        pytest.param("tsx", "const A = () => <div>{1}</div>;\n", id="tsx"),
-        pytest.param("go", "package main\n\nfunc f(x int) int { return x }\n", id="go"),
-        pytest.param("rust", "fn f(x: i32) -> i32 { x }\n", id="rust"),
-        pytest.param("c", "int f(int x) { return x; }\n", id="c"),
-        pytest.param("cpp", "template <class T> T f(T x) { return x; }\n", id="cpp"),
-        pytest.param("java", "class A { int f(int x) { return x; } }\n", id="java"),
-    ],
-)
-def test_every_grammar_loads_and_parses(name, source):
-    spec = languages.resolve(name)
-    assert languages.parser(spec) is languages.parser(spec), "parsers are cached"
-    tree = languages.parse(spec, source)
-    assert not tree.root_node.has_error
-    assert languages.count_errors(tree.root_node) == 0
-    broken = languages.parse(spec, source.replace("(", ")", 1))
-    assert languages.count_errors(broken.root_node) >= 1
 
 
 # --------------------------------------------------------------------------------------------------
@@ -498,23 +412,6 @@ def test_bracket_lookahead_is_bounded():
     ctx = make("function f() {\n█" + body + "}\n", "javascript")
     assert ctx.open_brackets == "{"
     assert ctx.suffix_closes == 0, "the closing brace lies beyond the look-ahead"
-
-
-def test_lexer_state_is_resumable_across_lines():
-    lexer = Lexer(languages.resolve("python"))
-    text = 'x = """a (\nb ) """ + (\n'
-    state = LexState()
-    first_line_end = text.index("\n") + 1
-    events = list(lexer.scan(text, state, 0, first_line_end))
-    assert events == [] and state.mode == STRING
-    events = list(lexer.scan(text, state, first_line_end))
-    assert [char for _, char in events] == ["("]
-
-
-def test_open_brackets_recovers_from_stray_openers():
-    lexer = Lexer(languages.resolve("c"))
-    stack, _ = open_brackets(lexer, "int f() { g(a; }\n{ x[", 0, len("int f() { g(a; }\n{ x["))
-    assert stack == ["{", "["]
 
 
 @pytest.mark.parametrize(

@@ -8,9 +8,10 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from lsp_server.completion.context import CLOSERS, MATCHING, OPENERS, STRING, build_context
+from lsp_server.completion.context import build_context
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
 from lsp_server.completion.service import _dedent_start
+from lsp_server.syntax.lexer import CLOSERS, MATCHING, OPENERS, STRING
 
 CURSOR = "█"
 _TOKEN = re.compile(r"\w+|[^\w\s]|\s+")

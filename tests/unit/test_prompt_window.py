@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsp_server.completion.service import WINDOW_STEP_TOKENS, prompt_window
+from lsp_server.completion.window import WINDOW_STEP_TOKENS, prompt_window
 
 
 @pytest.mark.parametrize(

@@ -8,7 +8,7 @@ import pytest
 
 from lsp_server.completion.context import build_context
 from lsp_server.completion.fim import TEMPLATES
-from lsp_server.completion.split import MiddleSplitter, split_middle
+from lsp_server.completion.window import MiddleSplitter, split_middle
 
 HEAD = "import os\n\n\ndef walk(root):\n"
 TAIL = "\n\n\ndef other():\n    return 1\n"

@@ -8,13 +8,11 @@ local M = {}
 
 M.name = 'gearshift'
 
---- Filetypes the plugin attaches to by default: those the server has a parser for. Any other filetype
---- (markdown, text, ...) is not served unless added to `filetypes`; then it completes with the plain
---- template. Status and :checkhealth say when the current buffer is not served.
-M.default_filetypes = {
-  'python', 'javascript', 'javascriptreact', 'typescript', 'typescriptreact',
-  'go', 'rust', 'c', 'cpp', 'java', 'lua', 'sh',
-}
+--- Filetypes the plugin attaches to by default: those the server has a parser for (generated from the
+--- server's language registry). Any other filetype (markdown, text, ...) is not served unless added to
+--- `filetypes`; then it completes with the plain template. Status and :checkhealth say when the current
+--- buffer is not served.
+M.default_filetypes = require('gearshift.languages').filetypes
 
 M.defaults = {
   --- Server command (list). nil: `<cwd>/.venv/bin/gearshift serve` if executable, else `gearshift serve`.
