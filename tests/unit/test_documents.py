@@ -6,7 +6,7 @@ import pytest
 from lsprotocol import types
 from pygls.workspace import Workspace
 
-from lsp_server.documents import DocumentError, looks_binary, offset_at, open_document, snapshot
+from lsp_server.documents import DocumentError, language_of, looks_binary, offset_at, open_document, snapshot
 
 
 @pytest.fixture
@@ -103,3 +103,18 @@ def test_unknown_document(workspace):
 )
 def test_looks_binary(text, binary):
     assert looks_binary(text, len(text) // 2) is binary
+
+
+@pytest.mark.parametrize(
+    "language_id, path, expected",
+    [
+        pytest.param("python", "notes.txt", "python", id="the-editors-id-wins"),
+        pytest.param(None, "/src/app.tsx", "typescriptreact", id="tsx-from-the-extension"),
+        pytest.param("", "/src/lib.RS", "rust", id="empty-id-extension-any-case"),
+        pytest.param(None, "/src/x.h++", "cpp", id="every-registry-extension"),
+        pytest.param(None, "/notes.md", None, id="a-language-without-a-parser"),
+        pytest.param(None, None, None, id="nothing-known"),
+    ],
+)
+def test_language_of_a_document_without_a_language_id(language_id, path, expected):
+    assert language_of(language_id, path) == expected

@@ -1,4 +1,4 @@
-"""The prompt window sized from the prompt speed measured on this machine (``cold_prompt_ms``)."""
+"""The prompt window sized from the prompt speed measured on this machine (``cold_prompt_ms``) and the rung."""
 
 from __future__ import annotations
 
@@ -6,7 +6,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lsp_server.completion.window import WINDOW_STEP_TOKENS, prompt_window
+from lsp_server.completion.window import MIN_PREFIX_TOKENS, WINDOW_STEP_TOKENS, prompt_window, rung_window
+from lsp_server.inference.guard import Rung
+from lsp_server.settings import CompletionSettings
 
 
 @pytest.mark.parametrize(
@@ -39,3 +41,17 @@ def test_window_never_grows_and_moves_only_in_whole_steps(prefix, suffix, cold_m
     if (got_prefix, got_suffix) != (prefix, suffix):
         assert got_prefix <= prefix
         assert (got_prefix + got_suffix) % WINDOW_STEP_TOKENS == 0
+
+
+@pytest.mark.parametrize(
+    "context_scale, speed, expected",
+    [
+        pytest.param(1.0, None, (1024, 128), id="full-rung-full-window"),
+        pytest.param(0.25, None, (256, 32), id="quarter-context-rung"),
+        pytest.param(0.5, 37.0, (96, 32), id="scaled-after-sizing-from-speed"),
+        pytest.param(0.01, None, (MIN_PREFIX_TOKENS, 1), id="prefix-never-below-the-floor"),
+    ],
+)
+def test_rung_scales_the_window_sized_from_speed(context_scale, speed, expected):
+    settings = CompletionSettings(prefix_tokens=1024, suffix_tokens=128, cold_prompt_ms=8000)
+    assert rung_window(settings, Rung("m", n_threads=1, context_scale=context_scale), speed) == expected
