@@ -1,4 +1,8 @@
-"""Fill-in-the-middle prompts for each model family, and which family a GGUF model belongs to.
+"""Fill-in-the-middle prompts for each model family, and which family a model belongs to.
+
+A loaded model's family comes from its vocabulary: the FIM prefix token llama.cpp names
+(``llama_vocab_fim_pre``), else the family whose marker token the vocabulary has.  Metadata names
+are read only where no vocabulary is at hand (a team endpoint without ``fimTemplate``).
 
 Layouts (``P`` prefix, ``S`` suffix, ``H`` a file-path header):
 
@@ -31,7 +35,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lsp_server.settings import FimFamily
 from lsp_server.syntax import languages
@@ -153,6 +157,11 @@ _MARKERS: tuple[tuple[FimFamily, str], ...] = (
     ("codellama", "<PRE>"),
 )
 _MARKER_STRINGS = frozenset(marker for _, marker in _MARKERS)
+_PREFIX_FAMILY: dict[str, FimFamily] = {
+    **{marker: family for family, marker in _MARKERS},
+    "[PREFIX]": "codestral",
+}
+"""The family of each FIM prefix token text llama.cpp may name."""
 
 _NAME_KEYS = ("general.architecture", "general.name", "general.basename", "general.finetune")
 
@@ -218,10 +227,34 @@ def detect_family(
     markers = _vocabulary_markers(metadata, special_tokens)
     if markers is None:
         return _family_from_names(metadata)
+    return _family_of_markers(markers)
+
+
+def _family_of_markers(markers: set[str]) -> FimFamily:
     for family, marker in _MARKERS:
         if marker in markers:
             return family
     return "plain"
+
+
+class Vocabulary(Protocol):
+    """What a loaded model tells about its vocabulary (``lsp_server.inference.llama.model.Model``)."""
+
+    fim_tokens: Mapping[str, str]
+    """Text of the FIM tokens llama.cpp recognised, by role (``pre``, ``suf``, ``mid``...)."""
+
+    def has_token(self, text: str) -> bool:
+        """Whether ``text`` is one special token of the vocabulary."""
+        ...
+
+
+def family_of_vocabulary(vocabulary: Vocabulary) -> FimFamily:
+    """The family of the FIM prefix token llama.cpp names; where it names none (``llama_vocab_fim_pre`` is -1) or
+    one no template here knows, the family whose marker token the vocabulary has; else plain (cannot infill)."""
+    family = _PREFIX_FAMILY.get(vocabulary.fim_tokens.get("pre", ""))
+    if family is not None:
+        return family
+    return _family_of_markers({marker for marker in _MARKER_STRINGS if vocabulary.has_token(marker)})
 
 
 def template_for(
@@ -229,8 +262,12 @@ def template_for(
     override: FimFamily | None = None,
     *,
     special_tokens: Iterable[str] | Mapping[int, str] | None = None,
+    vocabulary: Vocabulary | None = None,
 ) -> FimTemplate:
-    """The template to use: ``override`` (ModelSettings.fim_template) if set, else the detected family."""
+    """The template to use: ``override`` (ModelSettings.fim_template) if set, else the family of ``vocabulary``
+    (a loaded model), else the family detected from ``metadata``."""
     if override is not None:
         return TEMPLATES[override]
+    if vocabulary is not None:
+        return TEMPLATES[family_of_vocabulary(vocabulary)]
     return TEMPLATES[detect_family(metadata, special_tokens)]

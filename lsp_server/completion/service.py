@@ -30,7 +30,6 @@ from lsp_server.completion.postprocess import StopChecker, make_stop_checker, po
 from lsp_server.completion.window import MiddleSplitter, rung_window, split_middle
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.errors import EndpointUnavailable
-from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.guard import LatencyGuard, Rung
 from lsp_server.inference.tiers import TierManager
 from lsp_server.inference.types import (
@@ -341,15 +340,12 @@ class CompletionService:
         return outcome
 
     def template(self, engine) -> FimTemplate:
-        """The FIM template for ``engine``'s model, from its GGUF metadata and vocabulary (read once)."""
+        """The FIM template for ``engine``'s model: its own setting (a team endpoint's ``fimTemplate``), else
+        ``models.fimTemplate``, else from the model's vocabulary (a team endpoint: its model's name)."""
         key = (str(engine.model_path or engine.name), self.settings.models.fim_template)
         if key not in self._templates:
-            if engine.model_path is None:  # a team endpoint: its configured family, else guessed from its model's name
-                override = getattr(engine, "fim_family", None) or key[1]
-                self._templates[key] = template_for(engine.metadata, override)
-            else:
-                special = read_gguf(engine.model_path).special_tokens
-                self._templates[key] = template_for(engine.metadata, key[1], special_tokens=special)
+            override = engine.fim_family or key[1]
+            self._templates[key] = template_for(engine.metadata, override, vocabulary=engine.vocabulary)
         return self._templates[key]
 
     async def _generate(

@@ -57,6 +57,7 @@ class RemoteEngine:
         self.model_path = None  # no local file: the FIM template comes from ``fim_family`` or the model's name
         self.metadata = {"general.name": endpoint.model or endpoint.name}
         self.fim_family = endpoint.fim_template
+        self.vocabulary = None  # the server's vocabulary is a round trip away: the family is set or named
         self.served_model: str | None = endpoint.model
         """The model the server says it serves (from ``/props`` or ``/v1/models``), once asked."""
         self._affinity: LRUCache[str, int] = LRUCache(maxsize=1024)

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.completion.fim import template_for
 from lsp_server.errors import EngineError, ModelError
 from lsp_server.inference.llama.engine import LlamaEngine
 from lsp_server.inference.llama.output import Output
@@ -111,6 +112,14 @@ def test_metadata_tokenize_and_counts(engine: LlamaEngine):
     tokens = engine.tokenize("def add(a, b):\n    return a + b\n")
     assert engine.detokenize(tokens) == "def add(a, b):\n    return a + b\n"
     assert engine.count_tokens("<|im_start|>") == 1  # special tokens are parsed
+
+
+@pytest.mark.model
+def test_fim_facts_come_from_llama_cpp(engine: LlamaEngine):
+    # SmolLM2-135M-Instruct has no FIM tokens: llama.cpp names no prefix token, and the template is plain.
+    assert "pre" not in engine.vocabulary.fim_tokens
+    assert engine.vocabulary.has_token("<|im_start|>") and not engine.vocabulary.has_token("<fim_prefix>")
+    assert template_for(engine.metadata, vocabulary=engine.vocabulary).family == "plain"
 
 
 @pytest.mark.model

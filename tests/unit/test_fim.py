@@ -8,7 +8,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from lsp_server.completion.fim import TEMPLATES, detect_family, template_for
+from lsp_server.completion.fim import TEMPLATES, detect_family, family_of_vocabulary, template_for
 
 SMOLLM2_GGUF = (
     Path(__file__).resolve().parents[2]
@@ -228,6 +228,38 @@ def test_template_for_override_and_detection():
     assert template_for(QWEN_CODER, "starcoder").family == "starcoder"
     assert template_for(SMOLLM2, special_tokens=SMOLLM2_TOKENS).family == "plain"
     assert template_for(SMOLLM2, "plain") is TEMPLATES["plain"]
+
+
+class FakeVocabulary:
+    """llama.cpp's view of a vocabulary: the FIM tokens it recognised, and which strings are special tokens."""
+
+    def __init__(self, fim_tokens: dict[str, str], special: set[str] = frozenset()) -> None:
+        self.fim_tokens = fim_tokens
+        self.special = special
+
+    def has_token(self, text: str) -> bool:
+        return text in self.special
+
+
+@pytest.mark.parametrize(
+    ("fim_tokens", "special", "family"),
+    [
+        pytest.param({"pre": "<|fim_prefix|>", "suf": "<|fim_suffix|>"}, set(), "qwen", id="qwen-fim-pre"),
+        pytest.param({"pre": "<fim_prefix>"}, set(), "starcoder", id="starcoder-fim-pre"),
+        pytest.param({"pre": "<｜fim▁begin｜>"}, set(), "deepseek", id="deepseek-fim-pre"),
+        pytest.param({"pre": "▁<PRE>"}, set(), "codellama", id="codellama-fim-pre"),
+        pytest.param({"pre": "[PREFIX]"}, set(), "codestral", id="codestral-fim-pre"),
+        # llama.cpp names no FIM prefix (-1): the vocabulary's marker tokens decide.
+        pytest.param({"rep": "<reponame>"}, {"<file_sep>", "<|im_start|>"}, "plain", id="smollm2-no-fim"),
+        pytest.param({}, {"[SUFFIX]", "[PREFIX]"}, "codestral", id="no-fim-pre-but-a-marker"),
+        pytest.param({"pre": "<|code_prefix|>"}, {"<fim_prefix>"}, "starcoder", id="unknown-pre-falls-back"),
+    ],
+)
+def test_family_of_vocabulary(fim_tokens, special, family):
+    vocabulary = FakeVocabulary(fim_tokens, special)
+    assert family_of_vocabulary(vocabulary) == family
+    assert template_for({"general.name": "qwen coder"}, vocabulary=vocabulary).family == family  # names never
+    assert template_for({}, "plain", vocabulary=vocabulary).family == "plain"  # the override wins
 
 
 def _read_gguf_header(path: Path) -> dict:

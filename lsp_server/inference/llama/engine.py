@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from lsp_server.errors import EngineError
 from lsp_server.inference.llama import calibrate, decode
@@ -44,7 +44,10 @@ from lsp_server.inference.llama.output import Output
 from lsp_server.inference.llama.threads import default_n_threads
 from lsp_server.inference.lookup import DraftPolicy
 from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
-from lsp_server.settings import EngineSettings
+from lsp_server.settings import EngineSettings, FimFamily
+
+if TYPE_CHECKING:
+    from lsp_server.completion.fim import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +66,9 @@ llama.cpp's CPU kernels compute what one big prompt batch computes."""
 
 class LlamaEngine:
     """A GGUF model served by llama.cpp in this process; implements ``AsyncEngine``."""
+
+    fim_family: FimFamily | None = None
+    """No setting of its own: the template comes from ``vocabulary`` (or ``models.fimTemplate``)."""
 
     def __init__(self, model_path: Path, settings: EngineSettings, name: str = "") -> None:
         self.model_path = Path(model_path)
@@ -99,6 +105,8 @@ class LlamaEngine:
                     f"{self.name} was trained for; set engine.nCtx to {self.n_ctx_train} or less"
                 )
             self.metadata = model.metadata
+            self.vocabulary: Vocabulary | None = model
+            """FIM tokens and special-token lookup, for the prompt template (the loaded model: read it, not a file)."""
             self.n_vocab = model.n_vocab
             context = Context(model, settings, self._n_threads_wanted, self.name)
         except BaseException:

@@ -1,5 +1,8 @@
 """The GGUF model: checked, loaded by llama.cpp (``llama_cpp._internals.LlamaModel``), and its vocabulary.
 
+The model's facts come from llama.cpp once it has loaded the file: metadata, trained context, and the FIM tokens
+llama.cpp itself recognised (``llama_vocab_fim_pre`` and the rest), which is what picks the prompt template.
+
 Tokenizing and detokenizing only read the vocabulary, which is immutable once the model is loaded, so they may run
 on any thread (llama-server tokenizes on its HTTP threads the same way).
 """
@@ -16,6 +19,16 @@ from lsp_server.errors import EngineError, ModelError
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.llama.log import LLAMA_LOG
 from lsp_server.settings import EngineSettings
+
+_FIM_TOKENS = {
+    "pre": llama.llama_vocab_fim_pre,
+    "suf": llama.llama_vocab_fim_suf,
+    "mid": llama.llama_vocab_fim_mid,
+    "pad": llama.llama_vocab_fim_pad,
+    "rep": llama.llama_vocab_fim_rep,
+    "sep": llama.llama_vocab_fim_sep,
+}
+_SPECIAL = llama.LLAMA_TOKEN_ATTR_CONTROL | llama.LLAMA_TOKEN_ATTR_USER_DEFINED
 
 
 class Model:
@@ -46,6 +59,18 @@ class Model:
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
         self._eog: dict[int, bool] = {}
+        self.fim_tokens: dict[str, str] = {
+            role: self.llama.token_get_text(token)
+            for role, getter in _FIM_TOKENS.items()
+            if (token := getter(self.vocab)) != llama.LLAMA_TOKEN_NULL
+        }
+        """Text of each FIM token llama.cpp found in the vocabulary, by role (``pre``, ``suf``, ``mid``, ``pad``,
+        ``rep``, ``sep``); empty for a model that cannot infill."""
+
+    def has_token(self, text: str) -> bool:
+        """Whether ``text`` is one control or user-defined token of the vocabulary (``<fim_prefix>``...)."""
+        tokens = self.tokenize(text.encode("utf-8"), False, True)
+        return len(tokens) == 1 and bool(self.llama.token_get_attr(tokens[0]) & _SPECIAL)
 
     def tokenize(self, data: bytes, add_special: bool, parse_special: bool) -> list[int]:
         try:
