@@ -8,99 +8,105 @@ and a test keeps them equal. Unknown languages resolve to ``None`` and get plain
 from __future__ import annotations
 
 import sys
+from dataclasses import replace
 from pathlib import PurePath
 
 from lsp_server.syntax.spec import LanguageSpec
 
 _C_CHAR = r"'(?:\\.|[^'\\\n])*'"
 _RUST_CHAR = r"'(?:\\(?:x[0-9a-fA-F]{2}|u\{[0-9a-fA-F]{1,6}\}|.)|[^'\\\n])'"
-_JS_STRINGS = (("`", True), ('"', False), ("'", False))
-_JS_SCOPES = frozenset(
-    {
-        "function_declaration",
-        "function_expression",
-        "arrow_function",
-        "method_definition",
-        "class_declaration",
-        "class",
-        "generator_function_declaration",
-        "generator_function",
-    }
+
+_PYTHON = LanguageSpec(
+    name="python",
+    title="Python",
+    language_ids=("python",),
+    extensions=(".py", ".pyi", ".pyw"),
+    module="tree_sitter_python",
+    comment_prefix="#",
+    block_comment=None,
+    strings=(('"""', True), ("'''", True), ('"', False), ("'", False)),
+    scope_types=frozenset({"function_definition", "class_definition"}),
+    indent_blocks=True,
+    block_openers=(":", "{", "(", "["),
+    block_header_types=frozenset(
+        {
+            "function_definition",
+            "class_definition",
+            "if_statement",
+            "elif_clause",
+            "else_clause",
+            "for_statement",
+            "while_statement",
+            "with_statement",
+            "try_statement",
+            "except_clause",
+            "except_group_clause",
+            "finally_clause",
+            "match_statement",
+            "case_clause",
+            "decorated_definition",
+        }
+    ),
+    block_header_line=r"^\s*(?:async\s+)?(?:def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b",
 )
-_TS_SCOPES = _JS_SCOPES | {"interface_declaration", "enum_declaration", "abstract_class_declaration", "internal_module"}
-_C_SCOPES = frozenset({"function_definition", "struct_specifier", "enum_specifier", "union_specifier"})
+
+_JAVASCRIPT = LanguageSpec(
+    name="javascript",
+    title="JavaScript",
+    language_ids=("javascript", "javascriptreact", "jsx"),
+    extensions=(".js", ".mjs", ".cjs", ".jsx"),
+    module="tree_sitter_javascript",
+    strings=(("`", True), ('"', False), ("'", False)),
+    scope_types=frozenset(
+        {
+            "function_declaration",
+            "function_expression",
+            "arrow_function",
+            "method_definition",
+            "class_declaration",
+            "class",
+            "generator_function_declaration",
+            "generator_function",
+        }
+    ),
+    block_openers=("{", "=>", "(", "["),
+)
+
+_TYPESCRIPT = replace(
+    _JAVASCRIPT,
+    name="typescript",
+    title="TypeScript",
+    language_ids=("typescript",),
+    extensions=(".ts", ".mts", ".cts"),
+    module="tree_sitter_typescript",
+    function="language_typescript",
+    scope_types=_JAVASCRIPT.scope_types
+    | {"interface_declaration", "enum_declaration", "abstract_class_declaration", "internal_module"},
+)
+
+_C = LanguageSpec(
+    name="c",
+    title="C",
+    language_ids=("c",),
+    extensions=(".c", ".h"),
+    module="tree_sitter_c",
+    strings=(('"', False),),
+    scope_types=frozenset({"function_definition", "struct_specifier", "enum_specifier", "union_specifier"}),
+    char_literal=_C_CHAR,
+    string_types=frozenset({"char_literal"}),
+    block_openers=("{", "(", "["),
+)
 
 LANGUAGES: tuple[LanguageSpec, ...] = (
-    LanguageSpec(
-        name="python",
-        title="Python",
-        language_ids=("python",),
-        extensions=(".py", ".pyi", ".pyw"),
-        module="tree_sitter_python",
-        comment_prefix="#",
-        block_comment=None,
-        strings=(('"""', True), ("'''", True), ('"', False), ("'", False)),
-        scope_types=frozenset({"function_definition", "class_definition"}),
-        indent_blocks=True,
-        block_openers=(":", "{", "(", "["),
-        block_header_types=frozenset(
-            {
-                "function_definition",
-                "class_definition",
-                "if_statement",
-                "elif_clause",
-                "else_clause",
-                "for_statement",
-                "while_statement",
-                "with_statement",
-                "try_statement",
-                "except_clause",
-                "except_group_clause",
-                "finally_clause",
-                "match_statement",
-                "case_clause",
-                "decorated_definition",
-            }
-        ),
-        block_header_line=r"^\s*(?:async\s+)?(?:def|class|if|elif|else|for|while|with|try|except|finally|match|case)\b",
-    ),
-    LanguageSpec(
-        name="javascript",
-        title="JavaScript",
-        language_ids=("javascript", "javascriptreact", "jsx"),
-        extensions=(".js", ".mjs", ".cjs", ".jsx"),
-        module="tree_sitter_javascript",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
-        strings=_JS_STRINGS,
-        scope_types=_JS_SCOPES,
-        block_openers=("{", "=>", "(", "["),
-    ),
-    LanguageSpec(
-        name="typescript",
-        title="TypeScript",
-        language_ids=("typescript",),
-        extensions=(".ts", ".mts", ".cts"),
-        module="tree_sitter_typescript",
-        function="language_typescript",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
-        strings=_JS_STRINGS,
-        scope_types=_TS_SCOPES,
-        block_openers=("{", "=>", "(", "["),
-    ),
-    LanguageSpec(
+    _PYTHON,
+    _JAVASCRIPT,
+    _TYPESCRIPT,
+    replace(
+        _TYPESCRIPT,
         name="tsx",
-        title="TypeScript",
         language_ids=("typescriptreact", "tsx"),
         extensions=(".tsx",),
-        module="tree_sitter_typescript",
         function="language_tsx",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
-        strings=_JS_STRINGS,
-        scope_types=_TS_SCOPES,
-        block_openers=("{", "=>", "(", "["),
     ),
     LanguageSpec(
         name="go",
@@ -108,8 +114,6 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         language_ids=("go",),
         extensions=(".go",),
         module="tree_sitter_go",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
         strings=(("`", True), ('"', False)),
         scope_types=frozenset({"function_declaration", "method_declaration", "func_literal", "type_declaration"}),
         char_literal=_C_CHAR,
@@ -122,8 +126,6 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         language_ids=("rust",),
         extensions=(".rs",),
         module="tree_sitter_rust",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
         strings=(('"', True),),
         scope_types=frozenset(
             {"function_item", "impl_item", "trait_item", "mod_item", "closure_expression", "struct_item", "enum_item"}
@@ -132,33 +134,15 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         string_types=frozenset({"char_literal"}),
         block_openers=("{", "=>", "(", "["),
     ),
-    LanguageSpec(
-        name="c",
-        title="C",
-        language_ids=("c",),
-        extensions=(".c", ".h"),
-        module="tree_sitter_c",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
-        strings=(('"', False),),
-        scope_types=_C_SCOPES,
-        char_literal=_C_CHAR,
-        string_types=frozenset({"char_literal"}),
-        block_openers=("{", "(", "["),
-    ),
-    LanguageSpec(
+    _C,
+    replace(
+        _C,
         name="cpp",
         title="C++",
         language_ids=("cpp", "c++", "cuda-cpp"),
         extensions=(".cc", ".cpp", ".cxx", ".c++", ".hpp", ".hh", ".hxx", ".h++", ".ipp", ".inl"),
         module="tree_sitter_cpp",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
-        strings=(('"', False),),
-        scope_types=_C_SCOPES | {"class_specifier", "namespace_definition", "lambda_expression"},
-        char_literal=_C_CHAR,
-        string_types=frozenset({"char_literal"}),
-        block_openers=("{", "(", "["),
+        scope_types=_C.scope_types | {"class_specifier", "namespace_definition", "lambda_expression"},
     ),
     LanguageSpec(
         name="java",
@@ -166,8 +150,6 @@ LANGUAGES: tuple[LanguageSpec, ...] = (
         language_ids=("java",),
         extensions=(".java",),
         module="tree_sitter_java",
-        comment_prefix="//",
-        block_comment=("/*", "*/"),
         strings=(('"""', True), ('"', False)),
         scope_types=frozenset(
             {

@@ -24,17 +24,17 @@ class LanguageSpec:
     module: str
     """Python module of the tree-sitter grammar (its distribution, in pyproject.toml, is ``package``)."""
 
-    comment_prefix: str
-    """Line comment marker, used for the ``<comment> Path: …`` header in prompts."""
-
-    block_comment: tuple[str, str] | None
-    """Block comment delimiters, if the language has them."""
-
     strings: tuple[tuple[str, bool], ...]
     """String delimiters, longest first, each with whether the string may span lines."""
 
     scope_types: frozenset[str]
     """Tree-sitter node types of function- and class-like scopes (``CompletionContext.scope_kind``)."""
+
+    comment_prefix: str = "//"
+    """Line comment marker, used for the ``<comment> Path: …`` header in prompts."""
+
+    block_comment: tuple[str, str] | None = ("/*", "*/")
+    """Block comment delimiters, if the language has them."""
 
     function: str = "language"
     """Function of ``module`` returning the grammar's language pointer."""
