@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 from lsp_server.errors import EngineError
+from lsp_server.inference.guard.status import ShiftRecord, ShiftStatus
 
 
 def _default_rung_name(model: str, n_threads: int | None, max_tokens_scale: float, context_scale: float) -> str:
@@ -87,17 +88,18 @@ class Shift:
 
     def to_status(self) -> dict[str, Any]:
         """The fields a completion's ``gearshift/status`` carries when it made this shift."""
-        return {"reason": self.reason, "shiftFrom": self.from_rung, "shiftTo": self.to_rung,
-                "shiftDirection": self.direction}
+        return ShiftStatus(
+            reason=self.reason, shift_from=self.from_rung, shift_to=self.to_rung, shift_direction=self.direction
+        ).to_json()
+
+    def record(self) -> ShiftRecord:
+        return ShiftRecord(
+            t_s=round(self.t_s, 2), from_rung=self.from_rung, to_rung=self.to_rung, reason=self.reason,
+            direction=self.direction,
+        )
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "tS": round(self.t_s, 2),
-            "from": self.from_rung,
-            "to": self.to_rung,
-            "reason": self.reason,
-            "direction": self.direction,
-        }
+        return self.record().to_json()
 
 
 def build_ladder(

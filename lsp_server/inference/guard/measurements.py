@@ -139,13 +139,13 @@ class LadderMeasurements:
             factor = self.load_factor(from_index, recent_speed)
         return reference * (factor if factor is not None else 1.0)
 
-    def rung_state(self, index: int) -> dict[str, Any]:
-        """Rung ``index``'s figures as the status shows them."""
+    def rung_figures(self, index: int) -> dict[str, Any]:
+        """Rung ``index``'s figures as ``RungState`` fields."""
         stats = self.stats[index]
         speeds = [speed for _, speed, _ in stats.speeds]
         return {
-            "medianTokS": round(statistics.median(speeds), 1) if speeds else None,
-            "medianTtftMs": round(statistics.median(stats.ttfts) * 1000, 1) if stats.ttfts else None,
-            "referenceTokS": round(stats.reference, 1) if stats.reference is not None else None,
+            "median_tok_s": round(statistics.median(speeds), 1) if speeds else None,
+            "median_ttft_ms": round(statistics.median(stats.ttfts) * 1000, 1) if stats.ttfts else None,
+            "reference_tok_s": round(stats.reference, 1) if stats.reference is not None else None,
             "samples": stats.samples_total,
         }

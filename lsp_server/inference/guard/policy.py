@@ -43,6 +43,7 @@ from lsp_server.errors import EngineError
 from lsp_server.inference.guard.ladder import Rung, Shift
 from lsp_server.inference.guard.measurements import LadderMeasurements
 from lsp_server.inference.guard.quality import QualityTable
+from lsp_server.inference.guard.status import GuardState, RungState
 from lsp_server.settings import GuardSettings
 
 if TYPE_CHECKING:
@@ -185,33 +186,27 @@ class LatencyGuard:
         with self._lock:
             now = self._clock()
             rungs = [
-                {
-                    "name": rung.name,
-                    "model": rung.model,
-                    "nThreads": rung.n_threads,
-                    "promptLookup": rung.prompt_lookup,
-                    "maxTokensScale": rung.max_tokens_scale,
-                    "contextScale": rung.context_scale,
-                    **self._measured.rung_state(i),
-                    "quality": self._quality.score(rung),
-                    "belowQualityFloor": not self._usable[i],
-                }
+                RungState(
+                    name=rung.name, model=rung.model, n_threads=rung.n_threads, prompt_lookup=rung.prompt_lookup,
+                    max_tokens_scale=rung.max_tokens_scale, context_scale=rung.context_scale,
+                    quality=self._quality.score(rung), below_quality_floor=not self._usable[i],
+                    **self._measured.rung_figures(i),
+                )
                 for i, rung in enumerate(self._rungs)
             ]
-            return {
-                "enabled": self._settings.enabled,
-                "targetTokS": self._target,
-                "current": self._rungs[self._index].name,
-                "top": self._rungs[self._top].name,
-                "probing": self._rungs[self._pending_probe].name if self._pending_probe is not None else None,
-                "upshiftBlockedS": round(self._upshift_blocked_until - now, 1)
-                if self._upshift_blocked_until > now
-                else None,
-                "qualityFloor": self._settings.quality_floor,
-                "qualitySource": self._quality.source,
-                "rungs": rungs,
-                "shifts": [shift.to_json() for shift in self._shifts[-20:]],
-            }
+            blocked = self._upshift_blocked_until - now
+            return GuardState(
+                enabled=self._settings.enabled,
+                target_tok_s=self._target,
+                current=self._rungs[self._index].name,
+                top=self._rungs[self._top].name,
+                probing=self._rungs[self._pending_probe].name if self._pending_probe is not None else None,
+                upshift_blocked_s=round(blocked, 1) if blocked > 0 else None,
+                quality_floor=self._settings.quality_floor,
+                quality_source=self._quality.source,
+                rungs=rungs,
+                shifts=[shift.record() for shift in self._shifts[-20:]],
+            ).to_json()
 
     # -- settings -------------------------------------------------------------------------------
 
