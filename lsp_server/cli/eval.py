@@ -12,6 +12,7 @@ import asyncio
 import sys
 import time
 from collections import Counter
+from contextlib import ExitStack
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -22,6 +23,7 @@ if TYPE_CHECKING:  # the evaluation modules load the pipeline; `gearshift --help
     from lsp_server.evaluation.metrics import SampleResult, TierSummary
     from lsp_server.evaluation.recommend import Recommendation
     from lsp_server.evaluation.repository import RepositoryFiles
+    from lsp_server.evaluation.runner import CheckSample
     from lsp_server.evaluation.sampling import Sample
     from lsp_server.settings import GearshiftSettings
 
@@ -44,6 +46,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold", action="store_true",
                         help="no prewarm before each request (latency at a cursor that just jumped there)")
     parser.add_argument("--json", metavar="PATH", help="also write this run's report here")
+    parser.add_argument("--tests", metavar="CMD",
+                        help="also report pass@1: run this shell command (the repository's tests) with each"
+                             " suggestion in place, in a scratch copy of the repository")
+    parser.add_argument("--tests-timeout", type=float, default=120.0, metavar="S",
+                        help="longest one test run may take before it counts as failed (default 120)")
 
 
 def _positive(value: str) -> int:
@@ -146,12 +153,14 @@ def _num(value: float | None, digits: int = 0) -> str:
 
 def format_table(summaries: list[TierSummary]) -> str:
     """The per-tier table (TierSummary rows)."""
+    tested = any(s.pass_at_1 is not None for s in summaries)
     header = f"{'tier':<22}{'exact':>8}{'edit sim':>10}{'hidden':>8}{'tok/s':>8}{'p50 ms':>9}{'p95 ms':>9}{'time':>8}"
-    rows = [header]
+    rows = [header + (f"{'pass@1':>8}" if tested else "")]
     for s in summaries:
         rows.append(
             f"{s.tier:<22}{_pct(s.exact):>8}{s.similarity:>10.3f}{_pct(s.hidden):>8}{_num(s.tokens_per_s, 1):>8}"
             f"{_num(s.p50_ms):>9}{_num(s.p95_ms):>9}{_clock(s.seconds):>8}"
+            + (f"{_pct(s.pass_at_1) if s.pass_at_1 is not None else '-':>8}" if tested else "")
         )
     return "\n".join(rows)
 
@@ -161,7 +170,8 @@ def _skipped(skipped: dict[str, int]) -> str:
 
 
 async def _measure(
-    settings: GearshiftSettings, tiers: list[str], root: Path, samples: list[Sample], progress: Progress, warm: bool
+    settings: GearshiftSettings, tiers: list[str], root: Path, samples: list[Sample], progress: Progress, warm: bool,
+    check: CheckSample | None = None,
 ) -> Measured:
     from lsp_server.evaluation.metrics import summarise
     from lsp_server.evaluation.runner import run_tier
@@ -176,7 +186,7 @@ async def _measure(
             progress.sample_done(result.exact, n)
 
         results = await run_tier(settings, tier, root, samples, on_sample, on_loaded=progress.samples_start,
-                                 warm=warm)
+                                 warm=warm, check=check)
         measured.append((summarise(tier, results, time.perf_counter() - started), results))
     return measured
 
@@ -260,7 +270,19 @@ def main(args: argparse.Namespace) -> int:
         flush=True,
     )
     progress = Progress(len(tiers) * len(samples), sys.stderr)
-    measured = asyncio.run(_measure(settings, tiers, found.root, samples, progress, not args.cold))
+    with ExitStack() as stack:
+        check = None
+        if args.tests:
+            from lsp_server.evaluation.repository import tracked_files
+            from lsp_server.evaluation.test_runs import RepositoryTests
+
+            tests = stack.enter_context(
+                RepositoryTests(found.root, tracked_files(found.root), args.tests, args.tests_timeout)
+            )
+            print(f"Running `{args.tests}` on the unchanged repository first...", flush=True)
+            tests.check_baseline()
+            check = tests.sample_passes
+        measured = asyncio.run(_measure(settings, tiers, found.root, samples, progress, not args.cold, check))
     summaries = [summary for summary, _results in measured]
     target = settings.guard.inline_target_tok_s
     recommendation = recommend(summaries, target)

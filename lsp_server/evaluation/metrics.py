@@ -60,10 +60,13 @@ class SampleResult:
 
     hidden_reason: str | None = None
 
+    passed: bool | None = None
+    """The repository's tests passed with the suggestion in place (``--tests``); None: not run."""
+
 
 def score(
     path: str, line: int, n_lines: int, expected: str, suggestion: str | None, *, latency_ms: float,
-    tokens_per_s: float | None, generated_tokens: int, hidden_reason: str | None = None,
+    tokens_per_s: float | None, generated_tokens: int, hidden_reason: str | None = None, passed: bool | None = None,
 ) -> SampleResult:
     """The result of one sample from what the pipeline showed for it."""
     measured = tokens_per_s if tokens_per_s and generated_tokens >= MIN_TOKENS_FOR_SPEED else None
@@ -71,7 +74,7 @@ def score(
         path=path, line=line, n_lines=n_lines, shown=suggestion is not None,
         exact=exact_match(suggestion, expected), similarity=round(edit_similarity(suggestion, expected), 4),
         latency_ms=round(latency_ms, 1), tokens_per_s=measured,
-        hidden_reason=None if suggestion is not None else hidden_reason,
+        hidden_reason=None if suggestion is not None else hidden_reason, passed=passed,
     )
 
 
@@ -92,6 +95,9 @@ class TierSummary:
     seconds: float
     """Wall time of this tier's run, model load included."""
 
+    pass_at_1: float | None = None
+    """Share of samples whose suggestion passed the repository's tests (``--tests``); None: not run."""
+
     def to_json(self) -> dict:
         return asdict(self)
 
@@ -102,6 +108,7 @@ def summarise(tier: str, results: list[SampleResult], seconds: float) -> TierSum
     speeds = [r.tokens_per_s for r in results if r.tokens_per_s is not None]
     latencies = [r.latency_ms for r in results]
     p50, p95 = percentile(latencies, 0.5), percentile(latencies, 0.95)
+    tested = any(r.passed is not None for r in results)
     return TierSummary(
         tier=tier,
         samples=n,
@@ -112,4 +119,5 @@ def summarise(tier: str, results: list[SampleResult], seconds: float) -> TierSum
         p50_ms=round(p50, 1) if p50 is not None else None,
         p95_ms=round(p95, 1) if p95 is not None else None,
         seconds=round(seconds, 1),
+        pass_at_1=round(sum(bool(r.passed) for r in results) / n, 4) if n and tested else None,
     )

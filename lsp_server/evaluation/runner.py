@@ -31,6 +31,9 @@ BACKGROUND_WAIT_S = 30.0
 OnSample = Callable[[int, SampleResult], None]
 """Called after each sample with its index and result (progress)."""
 
+CheckSample = Callable[[Sample, "str | None"], bool]
+"""Whether a suggestion for a sample passes the repository's tests (``RepositoryTests.sample_passes``)."""
+
 
 def tier_settings(settings: GearshiftSettings, tier: str) -> GearshiftSettings:
     """``settings`` for measuring ``tier`` alone: it is the whole ladder and the guard is off."""
@@ -83,9 +86,10 @@ def sample_document(root: Path, sample: Sample, index: int) -> DocumentSnapshot:
 
 async def run_tier(
     settings: GearshiftSettings, tier: str, root: Path, samples: list[Sample], on_sample: OnSample | None = None,
-    on_loaded: Callable[[], None] | None = None, *, warm: bool = True,
+    on_loaded: Callable[[], None] | None = None, *, warm: bool = True, check: CheckSample | None = None,
 ) -> list[SampleResult]:
-    """Every sample through ``tier``, in order; ``on_loaded`` is called once its model is loaded."""
+    """Every sample through ``tier``, in order; ``on_loaded`` is called once its model is loaded; ``check``
+    runs the repository's tests on each suggestion (after the completion, so it is not timed)."""
     with completion_service(tier_settings(settings, tier)) as service:
         await service.tiers.get(service.guard.current.model)  # loaded before the first sample is timed
         if on_loaded is not None:
@@ -100,6 +104,7 @@ async def run_tier(
                 sample.path, sample.line, sample.n_lines, sample.expected, answer.final.suggestion,
                 latency_ms=answer.first.latency_ms, tokens_per_s=answer.measured.tokens_per_s,
                 generated_tokens=answer.measured.generated_tokens, hidden_reason=answer.final.hidden_reason,
+                passed=await asyncio.to_thread(check, sample, answer.final.suggestion) if check else None,
             )
             results.append(result)
             if on_sample is not None:

@@ -391,6 +391,40 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
     assert "def " not in saved.read_text()  # positions and figures only, no code
 
 
+@pytest.mark.model
+def test_eval_tests_report_pass_at_1_from_the_repositorys_own_tests(tmp_path, capsys, monkeypatch):
+    from lsp_server.errors import ModelError
+    from lsp_server.inference.models import ensure_model, model_dir
+
+    monkeypatch.delenv("XDG_CACHE_HOME")
+    try:
+        ensure_model("smollm2-135m")
+    except ModelError as exc:
+        pytest.skip(f"smollm2-135m not installed: {exc}")
+    monkeypatch.setenv("GEARSHIFT_MODEL_DIR", str(model_dir()))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    check = "import calc\nassert calc.compute_1([1, 2, 3], 2) == 'high/4.0'\n"
+    repo = make_repo(tmp_path / "repo", {"calc.py": FUNCTION.format(n=1), "check_calc.txt": check})
+    out = tmp_path / "out.json"
+    argv = ["eval", str(repo), "--samples", "4", "--tiers", "smollm2-135m", "--seed", "2", "--json", str(out),
+            "--tests", "python3 -c \"exec(open('check_calc.txt').read())\""]
+    assert cli.main(argv) == 0
+    captured = capsys.readouterr()
+    assert "pass@1" in captured.out
+    tier = json.loads(out.read_text())["tiers"]["smollm2-135m"]
+    assert 0.0 <= tier["passAt1"] <= 1.0
+    assert all(isinstance(r["passed"], bool) for r in tier["results"])
+    # An exact suggestion puts the file back as it was, and the unchanged repository passes.
+    assert all(r["passed"] for r in tier["results"] if r["exact"])
+    assert not any(r["passed"] for r in tier["results"] if not r["shown"])
+    assert (repo / "calc.py").read_text() == FUNCTION.format(n=1)  # the user's tree is never written
+
+
+def test_tests_failing_on_the_unchanged_repository_are_refused(tmp_path, capsys, repo):
+    _assert_refused(capsys, [str(repo), "--tests", "exit 3", "--json", str(tmp_path / "out.json")],
+                    "fails on the unchanged repository", tmp_path, repo)
+
+
 def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
     from lsp_server.cli.eval import hidden_reasons
 
