@@ -1,8 +1,8 @@
 """The Gearshift language server: shared state and wiring, nothing else.
 
 Features live in ``lsp_server/features/`` and register themselves on this
-server; this module builds the shared pieces they use (settings, loaded
-tiers, the latency guard, the completion service, the cloud client).
+server; this module declares and builds every piece of state they share (settings, loaded
+tiers, the latency guard, the completion service, the cloud service, the last code action).
 """
 
 from __future__ import annotations
@@ -10,19 +10,27 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from lsprotocol import types
 from pygls.exceptions import JsonRpcParseError
 from pygls.lsp.server import LanguageServer
 
 from lsp_server import __version__
-from lsp_server.completion.service import CompletionService
+from lsp_server.cloud.service import CloudService
+from lsp_server.completion.service import CompletionOutcome, CompletionService
 from lsp_server.errors import GearshiftError
+from lsp_server.features import command_arguments
 from lsp_server.inference.guard import LatencyGuard
-from lsp_server.inference.tiers import TierManager, starting_guard
+from lsp_server.inference.tiers import TierManager
 from lsp_server.protocol import GearshiftProtocol
 from lsp_server.settings import GearshiftSettings, SettingsError, parse_settings
+from lsp_server.wire import CompletionStatus
+from lsp_server.wiring import new_service
+
+if TYPE_CHECKING:  # the feature modules register on the server; the server does not load them at import
+    from lsp_server.features.actions import ActionRequest
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +41,29 @@ class GearshiftServer(LanguageServer):
     """A LanguageServer holding Gearshift's shared state; features read it through ``server``."""
 
     def __init__(self, settings: GearshiftSettings | None = None) -> None:
-        super().__init__(name="gearshift", version=__version__, protocol_cls=GearshiftProtocol)
+        converter = command_arguments.converter()
+        super().__init__(
+            name="gearshift", version=__version__, protocol_cls=GearshiftProtocol, converter_factory=lambda: converter
+        )
+        self.converter = converter
+        """pygls' converter with the command argument types (docs/protocol.md), as typed handlers receive them."""
         self.settings = settings or GearshiftSettings()
         self.tiers = TierManager(self.settings)
         self.guard: LatencyGuard | None = None
         self.completions: CompletionService | None = None
+        """Inline completion, once the starting tier has loaded."""
         self.model_error: str | None = None
+        self.cloud = CloudService(self.settings.cloud, logger=logging.getLogger("gearshift.cloud"))
+        """The router's decisions, cloud requests, the cost meter and the audit log."""
+        self.last_action: ActionRequest | None = None
+        """The last explain, refactor or review asked: what `gearshift.escalate` without arguments re-runs."""
+        self.last_local_answer: tuple[ActionRequest, dict[str, Any]] | None = None
+        """The last request the local model answered, and its answer: escalating that request where the router
+        keeps it local returns this answer instead of asking the local model again."""
         self.last_status: dict[str, Any] = {"state": "loading", "tier": self.settings.models.default_model}
         self._startup: asyncio.Task | None = None
         self.background_tasks: set[asyncio.Task] = set()
         self._errors_shown: set[str] = set()
-        self.settings_listeners: list = []
-        """Callbacks run with the server after every accepted settings change."""
 
     # -- settings ---------------------------------------------------------------------------------
 
@@ -60,10 +79,9 @@ class GearshiftServer(LanguageServer):
         reload = new.models != self.settings.models or new.engine != self.settings.engine
         self.settings = new
         self.tiers.update_settings(new)
+        self.cloud.update_settings(new.cloud)
         if self.completions is not None:
             self.completions.update_settings(new)
-        for listener in self.settings_listeners:
-            listener(self)
         if reload and self._startup is not None:
             self.start_models()  # also after a failed load: the change may be the fix (a new path, a repaired file)
         elif self.guard is not None:
@@ -82,17 +100,20 @@ class GearshiftServer(LanguageServer):
         self.model_error = None
         self.send_status({"state": "loading", "tier": self.settings.models.default_model})
         try:
-            guard = starting_guard(self.settings, self.tiers)
-            await self.tiers.get(guard.current.model)
+            root = self.workspace.root_path  # its `gearshift eval` report, if any, sets the guard's quality floor
+            service = new_service(self.settings, self.tiers, Path(root) if root else None)
+            await self.tiers.get(service.guard.current.model)
         except GearshiftError as exc:
             self.model_error = str(exc)
             self.send_status({"state": "error", "tier": self.settings.models.default_model, "message": str(exc)})
             self.show_error(f"Gearshift: {exc}")
             return
-        self.guard = guard
+        # The rest of a suggestion answered early: its figures (and any guard shift) reach the status too.
+        service.on_background_outcome = self.report_completion
+        self.guard = service.guard
         self._errors_shown.clear()  # working again: a new failure is news even if it reads the same
-        self.completions = CompletionService(self.settings, self.tiers, guard)
-        self.send_status({"state": "ready", "tier": guard.current.name})
+        self.completions = service
+        self.send_status({"state": "ready", "tier": service.guard.current.name})
         self.spawn(self._keep_next_tier_loaded())
 
     async def _keep_next_tier_loaded(self) -> None:
@@ -122,6 +143,10 @@ class GearshiftServer(LanguageServer):
             self.protocol.notify(STATUS_NOTIFICATION, status)
         except Exception:  # no transport yet (e.g. during tests of the service) must not fail the request
             log.debug("status notification not sent", exc_info=True)
+
+    def report_completion(self, outcome: CompletionOutcome) -> None:
+        """The status after a completion: its tier and figures, and the guard's shift if it made one."""
+        self.send_status(CompletionStatus.of(outcome))
 
     def notify_client(self, method: str, params: dict[str, Any]) -> None:
         """A notification of our own; a missing transport (tests of a service alone) is not an error."""

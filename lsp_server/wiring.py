@@ -1,8 +1,8 @@
-"""Settings and objects a command-line run of the completion pipeline needs, built one way for every command.
+"""The completion pipeline's objects, built one way for the server, every command and the benchmarks.
 
-`gearshift complete`, `gearshift eval` and the benchmarks run ``CompletionService`` in-process, as the server
-does: real engines from ``TierManager``, a latency guard over the installed ladder.  This module is the one place
-that turns "this model, these settings" into that service, so the commands cannot drift apart.
+The server, `gearshift complete`, `gearshift eval` and the benchmarks run ``CompletionService`` in-process: real
+engines from ``TierManager``, a latency guard over the installed ladder.  This module is the one place that turns
+"this model, these settings" into that service, so they cannot drift apart.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from lsp_server.settings import GearshiftSettings, ModelSettings
 
 if TYPE_CHECKING:  # the service imports the guard, the cache and the FIM code
     from lsp_server.completion.service import CompletionService
+    from lsp_server.inference.tiers import TierManager
 
 
 def is_model_path(model: str) -> bool:
@@ -47,17 +48,28 @@ def without_guard(settings: GearshiftSettings) -> GearshiftSettings:
     return settings.model_copy(update={"guard": settings.guard.model_copy(update={"enabled": False})})
 
 
+def new_service(settings: GearshiftSettings, tiers: TierManager, root: Path | None = None) -> CompletionService:
+    """A ``CompletionService`` over ``tiers``, its latency guard starting at the configured default model (its
+    quality floor from the `gearshift eval` report of the repository at ``root``, if there is one).
+
+    Nothing loads yet: the guard's current model loads on the first request (or when the server asks for it).
+    """
+    from lsp_server.completion.service import CompletionService
+    from lsp_server.inference.tiers import starting_guard
+
+    return CompletionService(settings, tiers, starting_guard(settings, tiers, root))
+
+
 @contextmanager
 def completion_service(settings: GearshiftSettings) -> Iterator[CompletionService]:
     """A ``CompletionService`` over real engines for ``settings``; its engines are closed on exit.
 
     Engines load on the first request (``TierManager.get``), so entering this costs nothing yet.
     """
-    from lsp_server.completion.service import CompletionService
-    from lsp_server.inference.tiers import TierManager, starting_guard
+    from lsp_server.inference.tiers import TierManager
 
     tiers = TierManager(settings)
     try:
-        yield CompletionService(settings, tiers, starting_guard(settings, tiers))
+        yield new_service(settings, tiers)
     finally:
         tiers.close()

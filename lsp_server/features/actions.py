@@ -18,10 +18,15 @@ from typing import Any
 from lsprotocol import types
 from pygls.capabilities import get_capability
 
-from lsp_server.cloud.client import CloudService
 from lsp_server.cloud.prompts import build_prompt, extract_code_block
 from lsp_server.documents import DocumentError, find_open_document, model_text, offset_at, open_document
 from lsp_server.errors import CloudError, RequestRefused
+from lsp_server.features.command_arguments import (
+    EscalateArguments,
+    RefactorArguments,
+    ReviewArguments,
+    SelectionArguments,
+)
 from lsp_server.inference.chat import format_chat
 from lsp_server.inference.types import CancelToken, GenerationRequest
 from lsp_server.syntax import grammar, languages
@@ -60,35 +65,14 @@ class ActionRequest:
     """The whole document, for routing only: a `gearshift: critical` marker anywhere in the file counts."""
 
 
-def _arg(args: tuple, key: str, default: Any = None) -> Any:
-    if not args:
-        return default
-    first = args[0]
-    if isinstance(first, dict):
-        return first.get(key, default)
-    return getattr(first, key, default)
-
-
-def _range_from(value: Any) -> types.Range:
-    if isinstance(value, types.Range):
-        return value
-    try:
-        start, end = value["start"], value["end"]
-        return types.Range(
-            start=types.Position(line=int(start["line"]), character=int(start["character"])),
-            end=types.Position(line=int(end["line"]), character=int(end["character"])),
-        )
-    except (KeyError, TypeError, ValueError) as exc:
-        raise DocumentError(f"Expected a range {{start: {{line, character}}, end: ...}}, got {value!r}") from exc
-
-
-def selection_request(ls, task: str, args: tuple) -> ActionRequest:
-    """Validate the command's `{uri, range}` argument and read the selected text."""
-    uri = _arg(args, "uri")
-    if not isinstance(uri, str):
+def selection_request(
+    ls, task: str, arguments: SelectionArguments | None, instruction: str | None = None
+) -> ActionRequest:
+    """Read the selected text the command's `{uri, range}` argument (structured by pygls) names."""
+    if arguments is None:
         raise DocumentError("Expected arguments [{uri, range}] naming the selection")
-    document = open_document(ls.workspace, uri)
-    selected = _range_from(_arg(args, "range"))
+    document = open_document(ls.workspace, arguments.uri)
+    selected = arguments.range
     start, end = offset_at(document, selected.start), offset_at(document, selected.end)
     if end < start:
         start, end = end, start
@@ -96,11 +80,8 @@ def selection_request(ls, task: str, args: tuple) -> ActionRequest:
     text = source[start:end]
     if not text.strip():
         raise RequestRefused("Select the code first: the selection is empty")
-    instruction = _arg(args, "instruction")
-    if instruction is not None and not isinstance(instruction, str):
-        raise DocumentError(f"Expected instruction to be a string, got {type(instruction).__name__}")
     return ActionRequest(
-        task=task, uri=uri, range=selected, selection=text,
+        task=task, uri=arguments.uri, range=selected, selection=text,
         language=document.language_id, path=document.path, version=document.version,
         instruction=instruction, document_text=source,
     )
@@ -136,7 +117,7 @@ class ActionRunner:
             explicit_escalation=escalate, local_model=model,
         )
         ls.last_action = request
-        previous = getattr(ls, "last_local_answer", None)
+        previous = ls.last_local_answer
         if escalate and not decision.is_cloud and previous is not None and previous[0] == request:
             # Kept local (no key, local_only, never_send) for the very request answered locally before: the
             # local model would only repeat that answer, seconds later. Say why it was not escalated instead.
@@ -277,10 +258,6 @@ async def _apply_refactor(ls, request: ActionRequest, answer: str) -> dict[str, 
 
 
 def register(server) -> None:
-    server.last_action = None
-    server.last_local_answer = None
-    server.cloud = CloudService(server.settings.cloud, logger=logging.getLogger("gearshift.cloud"))
-
     @server.feature(
         types.TEXT_DOCUMENT_CODE_ACTION,
         types.CodeActionOptions(code_action_kinds=[KIND_EXPLAIN, KIND_REFACTOR, KIND_REVIEW], resolve_provider=True),
@@ -309,48 +286,48 @@ def register(server) -> None:
         action.command = types.Command(title=action.title, command=command, arguments=[argument])
         return action
 
-    def on_settings(ls) -> None:
-        ls.cloud.update_settings(ls.settings.cloud)
-
-    server.settings_listeners.append(on_settings)
-
-    async def answer(ls, task: str, args: tuple, title: str) -> dict[str, Any]:
-        request = selection_request(ls, task, args)
+    async def answer(ls, task: str, arguments: SelectionArguments | None, title: str) -> dict[str, Any]:
+        request = selection_request(ls, task, arguments)
         result = await ActionRunner(ls).run(request)
         return _answer_markdown(result, title)
 
+    # Arguments are structured by pygls from the annotations (lsp_server/features/command_arguments.py); None
+    # when the request has no `arguments` at all.
     @server.command("gearshift.explain")
-    async def explain(ls, *args) -> dict[str, Any]:
-        return await answer(ls, "explain", args, "Explanation")
+    async def explain(ls, arguments: SelectionArguments | None = None) -> dict[str, Any]:
+        return await answer(ls, "explain", arguments, "Explanation")
 
     @server.command("gearshift.review")
-    async def review(ls, *args) -> dict[str, Any]:
-        kind = REVIEW_KINDS.get(_arg(args, "kind", "data_race"))
+    async def review(ls, arguments: ReviewArguments | None = None) -> dict[str, Any]:
+        kind = REVIEW_KINDS.get(arguments.kind if arguments is not None else "data_race")
         if kind is None:
-            raise RequestRefused(f"Unknown review kind {_arg(args, 'kind')!r}; use data_race or security")
-        return await answer(ls, kind, args, "Data-race review" if kind == "review_data_race" else "Security review")
+            raise RequestRefused(f"Unknown review kind {arguments.kind!r}; use data_race or security")
+        return await answer(ls, kind, arguments, "Data-race review" if kind == "review_data_race" else "Security review")
 
     @server.command("gearshift.reviewSecurity")
-    async def review_security(ls, *args) -> dict[str, Any]:
-        return await answer(ls, "review_security", args, "Security review")
+    async def review_security(ls, arguments: SelectionArguments | None = None) -> dict[str, Any]:
+        return await answer(ls, "review_security", arguments, "Security review")
 
     @server.command("gearshift.refactor")
-    async def refactor(ls, *args) -> dict[str, Any]:
-        request = selection_request(ls, "refactor", args)
+    async def refactor(ls, arguments: RefactorArguments | None = None) -> dict[str, Any]:
+        request = selection_request(ls, "refactor", arguments, arguments.instruction if arguments else None)
         result = await ActionRunner(ls).run(request)
         outcome = await _apply_refactor(ls, request, result["answer"])
         return {**outcome, "source": result["source"], "model": result["model"], "note": result["note"]}
 
     @server.command("gearshift.escalate")
-    async def escalate(ls, *args) -> dict[str, Any]:
-        if args and _arg(args, "uri") is not None:
-            task = _arg(args, "task", "explain")
-            task = {"review": "review_data_race", "reviewSecurity": "review_security"}.get(task, task)
+    async def escalate(ls, *args: Any) -> dict[str, Any]:
+        # `[]`, or an argument naming no document, re-runs the last request: pygls structures required parameters
+        # only, so this optional one is structured here, by the same converter.
+        given = args[0] if args and isinstance(args[0], dict) and args[0].get("uri") is not None else None
+        if given is not None:
+            arguments = ls.converter.structure(given, EscalateArguments)
+            task = {"review": "review_data_race", "reviewSecurity": "review_security"}.get(arguments.task, arguments.task)
             if task not in ESCALATABLE_TASKS:
                 raise RequestRefused(
                     f"Unknown task {task!r} to escalate; use one of {', '.join(sorted(ESCALATABLE_TASKS))}"
                 )
-            request = selection_request(ls, task, args)
+            request = selection_request(ls, task, arguments, arguments.instruction)
         elif ls.last_action is not None:
             request = ls.last_action
             document = find_open_document(ls.workspace, request.uri)

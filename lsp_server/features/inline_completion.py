@@ -17,7 +17,6 @@ from lsp_server.completion.service import CompletionOutcome
 from lsp_server.documents import DocumentSnapshot, find_open_document, snapshot
 from lsp_server.errors import GearshiftError
 from lsp_server.inference.types import CancelToken
-from lsp_server.wire import CompletionStatus
 
 log = logging.getLogger(__name__)
 
@@ -34,16 +33,13 @@ def register(server) -> None:
         running[doc.uri] = token
         try:
             service = await ls.ready_completions()
-            if service.on_background_outcome is None:
-                # The rest of a suggestion answered early: its figures (and any guard shift) reach the status.
-                service.on_background_outcome = lambda outcome: report(ls, outcome)
             work = asyncio.ensure_future(service.complete(doc, token))
             try:
                 outcome = await asyncio.shield(work)
             except asyncio.CancelledError:
                 # $/cancelRequest: stop the generation between two tokens and report that it stopped.
                 token.cancel()
-                report(ls, await work)
+                ls.report_completion(await work)
                 raise
         except GearshiftError as exc:
             ls.log_to_client(f"Gearshift: {exc}", types.MessageType.Error)
@@ -51,16 +47,13 @@ def register(server) -> None:
         finally:
             if running.get(doc.uri) is token:
                 del running[doc.uri]
-        report(ls, outcome)
+        ls.report_completion(outcome)
         if token.cancelled:
             return None
         document = find_open_document(ls.workspace, doc.uri)
         if document is not None and document.version != doc.version:
             return None  # the document moved on while we computed: the answer is stale
         return outcome
-
-    def report(ls, outcome: CompletionOutcome) -> None:
-        ls.send_status(CompletionStatus.of(outcome))
 
     @server.feature(types.TEXT_DOCUMENT_INLINE_COMPLETION, types.InlineCompletionOptions())
     async def inline_completion(ls, params: types.InlineCompletionParams) -> types.InlineCompletionList:

@@ -20,9 +20,7 @@ def status_report(ls) -> dict[str, Any]:
     if engine is not None and getattr(engine, "label", None):
         report["tierLabel"] = engine.label  # a team endpoint: "team · gpu-box:8080 · qwen2.5-coder-1.5b"
         report["team"] = {"requests": engine.requests_sent, "bytesSent": engine.bytes_sent}
-    cloud = getattr(ls, "cloud", None)
-    if cloud is not None:
-        report["cloud"] = cloud.status()
+    report["cloud"] = ls.cloud.status()
     return report
 
 

@@ -142,10 +142,12 @@ def default_threads(settings: GearshiftSettings) -> int:
     return settings.engine.n_threads or default_n_threads()
 
 
-def starting_guard(settings: GearshiftSettings, tiers: TierManager):
-    """A latency guard over the installed ladder, starting at (and never above) the configured default model."""
+def starting_guard(settings: GearshiftSettings, tiers: TierManager, root: Path | None = None):
+    """A latency guard over the installed ladder, starting at (and never above) the configured default model;
+    its quality floor judges rungs by the ``gearshift eval`` report of the repository at ``root`` if there is one."""
     from lsp_server.inference.cpu import CpuMonitor
     from lsp_server.inference.guard import LatencyGuard, build_ladder
+    from lsp_server.inference.guard.quality import quality_table
 
     rungs = build_ladder(
         tiers.installed(), settings.models.ladder, default_threads(settings),
@@ -158,4 +160,5 @@ def starting_guard(settings: GearshiftSettings, tiers: TierManager):
         target_tok_s=settings.guard.inline_target_tok_s,
         start_index=start,
         free_cores=CpuMonitor().free_cores,
+        quality=quality_table(settings.models.default_model, root),
     )

@@ -16,11 +16,12 @@ import pytest
 from pydantic import SecretStr
 
 from lsp_server.cloud.audit import AuditLog, record_cloud_request
-from lsp_server.cloud.client import CloudClient, CloudService
+from lsp_server.cloud.client import CloudClient
 from lsp_server.cloud.meter import CostMeter
 from lsp_server.cloud.prompts import build_prompt, extract_code_block
 from lsp_server.cloud.redaction import Redaction
 from lsp_server.cloud.router import CLOUD_NOT_CONFIGURED
+from lsp_server.cloud.service import CloudService
 from lsp_server.errors import CloudError
 from lsp_server.settings import CloudSettings
 from tests.support.fake_anthropic import (
@@ -713,6 +714,6 @@ def test_importing_the_cloud_package_does_not_import_the_sdk() -> None:
     import subprocess
     import sys
 
-    code = "import sys, lsp_server.cloud.client, lsp_server.cloud.router; print('anthropic' in sys.modules)"
+    code = "import sys, lsp_server.cloud.service, lsp_server.cloud.router; print('anthropic' in sys.modules)"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "False"

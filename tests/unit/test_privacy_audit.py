@@ -26,9 +26,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from lsp_server.cloud.client import CloudService
 from lsp_server.cloud.prompts import build_prompt
 from lsp_server.cloud.router import RouteDecision
+from lsp_server.cloud.service import CloudService
 from lsp_server.errors import CloudError
 from lsp_server.settings import CloudSettings
 from tests.support.loopback_cloud import LoopbackCloud

@@ -440,7 +440,7 @@ def test_user_never_send_globs_do_not_overreach(pattern: str, path: str) -> None
 
 
 async def test_ask_refuses_a_file_in_a_secret_folder_too() -> None:
-    from lsp_server.cloud.client import CloudService
+    from lsp_server.cloud.service import CloudService
     from lsp_server.errors import CloudError
 
     service = CloudService(CloudSettings(api_key="k", base_url="http://127.0.0.1:9"), env={})
