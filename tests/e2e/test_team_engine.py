@@ -25,6 +25,8 @@ from tests.e2e.conftest import (
     statuses,
     wait_ready,
 )
+from tests.support.fake_team_server import FakeTeamServer, HeldHeaders
+from tests.support.fake_team_server import fake_team_server as fake_team_server  # noqa: F401 (fixture)
 from tests.support.llama_server import LlamaServer, llama_server_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
@@ -120,6 +122,49 @@ async def test_never_send_file_stays_local(team_client: LanguageClient, llama_se
     assert statuses(client)[-1]["tier"].startswith(E2E_MODEL)
     assert llama_server.tokens_received() == before
 
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def held_client(lsp_client: LanguageClient, request):
+    """The team rung on a fake llama-server that holds its headers as the real one does until the first token."""
+    fake: FakeTeamServer = request.getfixturevalue("fake_team_server")
+    fake.script(HeldHeaders(8.0))
+    await start(lsp_client, "visual_studio_code", options={
+        "endpoints": [{"name": "team", "urls": [fake.url], "api": "llama-server"}],
+        "models": {"defaultModel": "team", "ladder": ["team"]},
+        "guard": {"enabled": False},
+        # No prewarm: the held request must be the completion's.
+        "completion": {"minConfidence": 0.0, "prewarm": False, "timeBudgetMs": 30000, "firstAnswerMs": 30000},
+    })
+    yield
+    await lsp_client.shutdown_session()
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "RemoteEngine._generate_at awaits `self._client.stream(...)` (the response headers) without watching the cancel "
+    "token; llama-server sends its headers only with the first token, so a request cancelled while it waits for a "
+    "slot or its prompt is evaluated keeps its connection, its place in the server's queue and its whole prompt "
+    "evaluation (and, past readTimeoutS, ends as EndpointUnavailable). Fix: race the send against the token"))
+async def test_cancel_before_the_first_token_hangs_up(held_client: LanguageClient, fake_team_server: FakeTeamServer):
+    client = held_client
+    await wait_ready(client)
+    uri = "file:///tmp/gearshift-e2e/team_held.py"
+    open_doc(client, uri, OBVIOUS)
+    lines = OBVIOUS.split("\n")
+    pending, cancel = request_inline(client, inline_params(uri, len(lines) - 1, len(lines[-1])))
+    for _ in range(250):
+        if fake_team_server.requests:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_team_server.requests, "the completion never reached the team server"
+    cancel()
+    with pytest.raises(JsonRpcException, match="cancel"):
+        await pending
+    for _ in range(100):
+        if fake_team_server.hung_up_s:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_team_server.hung_up_s, "the cancelled request still holds its connection (and the server's slot)"
 
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def restartable(lsp_client: LanguageClient):

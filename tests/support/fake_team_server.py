@@ -1,13 +1,16 @@
 """A real HTTP server on 127.0.0.1 speaking llama-server's ``/infill`` and OpenAI's ``/v1/completions`` streams.
 
 For the remote engine's fault handling (HTML, garbage, HTTP errors, a stream cut mid-way, a slow server). Each
-test scripts what the next requests get; ``requests`` records path and JSON body of every request, and
-``aborted`` counts streams the client closed before their end (a cancel).
+test scripts what the next requests get; ``requests`` records path and JSON body of every request,
+``aborted`` counts streams the client closed before their end (a cancel), and ``hung_up_s`` says how long after
+its arrival each ``HeldHeaders`` request was closed by the client while it was still waiting.
 """
 
 from __future__ import annotations
 
 import json
+import select
+import socket
 import threading
 import time
 from collections import deque
@@ -42,10 +45,20 @@ class CutStream:
     """Two pieces, then the connection closes without the end of the stream."""
 
 
+@dataclass(frozen=True)
+class HeldHeaders:
+    """Not even a status line for ``seconds``, as llama-server while a streamed request waits for a slot and its
+    prompt is evaluated (it sends the headers with the first token); then the default answer. A client that hangs
+    up meanwhile ends it, and ``FakeTeamServer.hung_up_s`` records when."""
+
+    seconds: float
+
+
 class FakeTeamServer:
     def __init__(self) -> None:
         self.requests: list[dict[str, Any]] = []
         self.aborted = 0
+        self.hung_up_s: list[float] = []
         self.default: Any = Pieces(("return", " a", " +", " b"))
         self._script: deque = deque()
         fake = self
@@ -89,6 +102,15 @@ class FakeTeamServer:
 
     def _answer(self, handler: BaseHTTPRequestHandler, behaviour: Any) -> None:
         openai = handler.path.startswith("/v1/")
+        if isinstance(behaviour, HeldHeaders):
+            arrived = time.monotonic()
+            while time.monotonic() - arrived < behaviour.seconds:
+                if _hung_up(handler.connection):
+                    self.hung_up_s.append(time.monotonic() - arrived)
+                    handler.close_connection = True
+                    return
+                time.sleep(0.02)
+            behaviour = self.default
         if isinstance(behaviour, Raw):
             handler.send_response(behaviour.status)
             handler.send_header("Content-Type", behaviour.content_type)
@@ -112,6 +134,17 @@ class FakeTeamServer:
             if behaviour.delay_s:
                 time.sleep(behaviour.delay_s)
         handler.close_connection = True
+
+
+def _hung_up(connection: socket.socket) -> bool:
+    """The client closed its end: the socket reads as ready and has no byte left (a request body was read)."""
+    readable, _, _ = select.select([connection], [], [], 0)
+    if not readable:
+        return False
+    try:
+        return connection.recv(1, socket.MSG_PEEK) == b""
+    except OSError:
+        return True
 
 
 def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
