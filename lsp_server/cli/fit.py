@@ -48,6 +48,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--threads", type=int, help="decode threads for --measure (default: the engine's)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable object")
+    parser.add_argument(
+        "--repo", default=".", metavar="PATH",
+        help="recommend by the quality `gearshift eval` measured on this repository too (default: .)",
+    )
+
+
+def eval_report_for(path: str) -> dict | None:
+    """The `gearshift eval` report of the repository holding ``path``, or None (not a repository, never run)."""
+    from pathlib import Path
+
+    from lsp_server.errors import GearshiftError
+    from lsp_server.evaluation.repository import repository_root
+    from lsp_server.evaluation.results import load_report, report_path
+
+    try:
+        return load_report(report_path(repository_root(Path(path).expanduser())))
+    except GearshiftError:
+        return None
 
 
 def options_from_args(args: argparse.Namespace) -> FitOptions:
@@ -81,7 +99,7 @@ def print_table(report: FitReport) -> None:
         f" target {settings.target_tok_s:g} tok/s"
     )
     print()
-    header = ("model", "weights", "KV cache", "compute", "total", "tok/s", "fits")
+    header = ("model", "weights", "KV cache", "compute", "total", "tok/s", "fits", "exact here")
     rows = [header]
     for m in report.models:
         speed = (
@@ -94,8 +112,10 @@ def print_table(report: FitReport) -> None:
             fits += f" (VRAM {'yes' if m.fits_vram else 'no'})"
         if m.context_exceeds_trained:
             fits += f", ctx > trained {m.trained_context}"
+        exact = "-" if m.eval_exact is None else f"{m.eval_exact:.0%}"
         rows.append(
-            (m.name, mib(m.weight_bytes), mib(m.kv_bytes), mib(m.compute_bytes), mib(m.total_bytes), speed, fits)
+            (m.name, mib(m.weight_bytes), mib(m.kv_bytes), mib(m.compute_bytes), mib(m.total_bytes), speed, fits,
+             exact)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:
@@ -121,7 +141,7 @@ def print_table(report: FitReport) -> None:
 
 def main(args: argparse.Namespace) -> int:
     options = options_from_args(args)
-    report = run_fit(options, args.model, args.measure)
+    report = run_fit(options, args.model, args.measure, eval_report_for(args.repo))
     if args.json:
         print(json.dumps(report.to_json(), indent=2))
     else:

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 from lsp_server.errors import EngineError, GearshiftError, ModelError
+from lsp_server.evaluation.recommend import MIN_WORTHWHILE_EXACT
 from lsp_server.inference.machine import MachineMemory, machine_memory, measure_read_bandwidth, rss_bytes
 from lsp_server.inference.sizing import FitOptions, ModelFit, fit_model
 from lsp_server.settings import EngineSettings
@@ -92,8 +94,43 @@ def speed(fit: ModelFit) -> str:
     return "unknown tok/s"
 
 
+def apply_eval(fits: list[ModelFit], report: dict[str, Any] | None) -> str | None:
+    """Each fit's measured quality from a `gearshift eval` report of this repository; a note saying so, or None."""
+    tiers = (report or {}).get("tiers")
+    if not isinstance(tiers, dict):
+        return None
+    measured = []
+    for fit in fits:
+        tier = tiers.get(fit.name)
+        if isinstance(tier, dict) and isinstance(tier.get("exact"), (int, float)):
+            fit.eval_exact = float(tier["exact"])
+            passed = tier.get("passAt1")
+            fit.eval_pass_at_1 = float(passed) if isinstance(passed, (int, float)) else None
+            measured.append(fit.name)
+    if not measured:
+        return None
+    return (f"quality measured on this repository by `gearshift eval` ({report.get('date', 'undated')}):"
+            f" {', '.join(measured)}; the recommendation prefers the most accurate model that fits and holds the"
+            " target")
+
+
+def _accuracy(fit: ModelFit) -> tuple[float, float]:
+    """How a model ranks by measured quality (pass@1 first where the tests were run), unmeasured last."""
+    return (fit.eval_pass_at_1 if fit.eval_pass_at_1 is not None else -1.0,
+            fit.eval_exact if fit.eval_exact is not None else -1.0)
+
+
+def _too_weak(fit: ModelFit) -> str:
+    """A warning when this repository's eval says the model's suggestions are mostly wrong, else ""."""
+    if fit.eval_exact is None or fit.eval_exact >= MIN_WORTHWHILE_EXACT:
+        return ""
+    return (f"; on this repository it matches only {fit.eval_exact * 100:.0f}% of lines exactly"
+            f" (under {MIN_WORTHWHILE_EXACT * 100:.0f}%): its suggestions are not worth showing")
+
+
 def recommend(fits: list[ModelFit], options: FitOptions, memory: MachineMemory) -> Recommendation:
-    """The largest model that fits in memory and holds the target; sets every fit's verdict."""
+    """The largest model that fits in memory and holds the target (the most accurate one instead, when this
+    repository's eval measured them); sets every fit's verdict."""
     eligible: list[ModelFit] = []
     for fit in fits:
         if fit.context_exceeds_trained:
@@ -124,18 +161,28 @@ def recommend(fits: list[ModelFit], options: FitOptions, memory: MachineMemory) 
         return Recommendation(
             model=None,
             reason=f"no model holds {options.target_tok_s:g} tok/s here; the fastest that fits is {fastest.name}"
-            f" at {speed(fastest)}",
+            f" at {speed(fastest)}" + _too_weak(fastest),
         )
-    chosen = max(eligible, key=lambda f: f.weight_bytes)
-    chosen.verdict = (
-        f"recommended: the largest model that fits ({mib(chosen.total_bytes)}) and holds"
-        f" {options.target_tok_s:g} tok/s: {speed(chosen)}"
-    )
+    if any(f.eval_exact is not None for f in eligible):
+        chosen = max(eligible, key=lambda f: (_accuracy(f), f.weight_bytes))
+        chosen.verdict = (
+            f"recommended: the most accurate model on this repository ({chosen.eval_exact or 0:.0%} exact"
+            + (f", pass@1 {chosen.eval_pass_at_1:.0%}" if chosen.eval_pass_at_1 is not None else "")
+            + f") that fits ({mib(chosen.total_bytes)}) and holds {options.target_tok_s:g} tok/s: {speed(chosen)}"
+        )
+    else:
+        chosen = max(eligible, key=lambda f: f.weight_bytes)
+        chosen.verdict = (
+            f"recommended: the largest model that fits ({mib(chosen.total_bytes)}) and holds"
+            f" {options.target_tok_s:g} tok/s: {speed(chosen)}"
+        )
+    chosen.verdict += _too_weak(chosen)
     if chosen.measured_tok_s is None:
         chosen.verdict += "; the speed is an upper-bound estimate: confirm with --measure"
     for fit in eligible:
         if fit is not chosen:
-            fit.verdict = f"fits and holds the target, but {chosen.name} is larger"
+            better = "more accurate here" if chosen.eval_exact is not None else "larger"
+            fit.verdict = f"fits and holds the target, but {chosen.name} is {better}" + _too_weak(fit)
     return Recommendation(model=chosen.name, reason=chosen.verdict)
 
 
@@ -193,8 +240,11 @@ def _candidates(extra_paths: list[str]) -> list[tuple[str, Path]]:
     return found
 
 
-def run_fit(options: FitOptions, extra_paths: list[str], measure: bool) -> FitReport:
-    """Size (and with ``measure`` time) every installed model and the ``extra_paths``; recommend one."""
+def run_fit(
+    options: FitOptions, extra_paths: list[str], measure: bool, eval_report: dict[str, Any] | None = None
+) -> FitReport:
+    """Size (and with ``measure`` time) every installed model and the ``extra_paths``; recommend one, by measured
+    quality too where ``eval_report`` (this repository's `gearshift eval`) has it."""
     candidates = _candidates(extra_paths)
     if not candidates:
         from lsp_server.inference.models import CATALOG
@@ -213,8 +263,10 @@ def run_fit(options: FitOptions, extra_paths: list[str], measure: bool) -> FitRe
                 measure_model(fit, options)
             except GearshiftError as exc:
                 fit.measure_error = str(exc)
+    quality_note = apply_eval(fits, eval_report)
     recommendation = recommend(fits, options, memory)
     return FitReport(
         machine=MachineReport(**dict(memory), read_bandwidth_bytes_per_s=bandwidth),
-        settings=options, models=fits, recommendation=recommendation, notes=notes(options),
+        settings=options, models=fits, recommendation=recommendation,
+        notes=notes(options) + ([quality_note] if quality_note else []),
     )

@@ -147,6 +147,12 @@ class ModelFit(WireModel):
     measured_tok_s: float | None = None
     measured_rss_growth_bytes: int | None = None
     measure_error: str | None = None
+    eval_exact: float | None = None
+    """Exact match of this model's suggestions on this repository (its `gearshift eval` report); None: not run."""
+
+    eval_pass_at_1: float | None = None
+    """pass@1 by the repository's own tests (`gearshift eval --tests`); None: not run."""
+
     verdict: str = ""
     """Why this model was or was not recommended."""
 

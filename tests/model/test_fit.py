@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main as cli_main
-from lsp_server.inference.fit import recommend
+from lsp_server.inference.fit import apply_eval, recommend
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.machine import MachineMemory, parse_nvidia_smi
 from lsp_server.inference.models import CATALOG, ensure_model, locate_part, model_status
@@ -142,6 +142,46 @@ def test_recommends_the_largest_that_holds_the_target(qwen_path: Path, smollm_pa
     small.measured_tok_s = 120.0
     assert recommend([small, large], options, tight).model == "small"
     assert large.verdict.startswith("does not fit: needs")
+
+
+def test_recommends_by_quality_measured_on_this_repository(qwen_path: Path, smollm_path: Path) -> None:
+    options = FitOptions(n_ctx=2048, target_tok_s=40)
+    small = fit_model("smollm2-135m", smollm_path, options, PLENTY, bandwidth=None)
+    large = fit_model("qwen2.5-coder-0.5b", qwen_path, options, PLENTY, bandwidth=None)
+    small.measured_tok_s, large.measured_tok_s = 120.0, 45.0
+    report = {"date": "2026-12-02", "tiers": {"smollm2-135m": {"exact": 0.30}, "qwen2.5-coder-0.5b": {"exact": 0.20}}}
+    note = apply_eval([small, large], report)
+    assert note and "gearshift eval" in note and "2026-12-02" in note
+    # Here the small model is the more accurate one: it wins although the large one fits and holds the target.
+    assert recommend([small, large], options, PLENTY).model == "smollm2-135m"
+    assert "most accurate model on this repository (30% exact" in small.verdict
+    assert "smollm2-135m is more accurate here" in large.verdict
+    # pass@1 from the repository's tests ranks before exact match.
+    report["tiers"]["qwen2.5-coder-0.5b"]["passAt1"] = 0.5
+    report["tiers"]["smollm2-135m"]["passAt1"] = 0.4
+    apply_eval([small, large], report)
+    assert recommend([small, large], options, PLENTY).model == "qwen2.5-coder-0.5b"
+    assert "pass@1 50%" in large.verdict
+
+
+def test_says_when_the_measured_quality_is_too_low_to_be_worth_showing(qwen_path: Path, smollm_path: Path) -> None:
+    options = FitOptions(n_ctx=2048, target_tok_s=40)
+    small = fit_model("smollm2-135m", smollm_path, options, PLENTY, bandwidth=None)
+    large = fit_model("qwen2.5-coder-0.5b", qwen_path, options, PLENTY, bandwidth=None)
+    small.measured_tok_s, large.measured_tok_s = 120.0, 20.0  # only the small one holds the target
+    apply_eval([small, large], {"tiers": {"smollm2-135m": {"exact": 0.04}, "qwen2.5-coder-0.5b": {"exact": 0.3}}})
+    assert recommend([small, large], options, PLENTY).model == "smollm2-135m"
+    assert "matches only 4% of lines exactly" in small.verdict and "not worth showing" in small.verdict
+    small.measured_tok_s = 10.0  # none holds it: the fastest is named, with the same warning if it is weak
+    large.measured_tok_s = 5.0
+    assert "not worth showing" in recommend([small, large], options, PLENTY).reason
+
+
+def test_without_an_eval_report_fit_recommends_as_before(qwen_path: Path, smollm_path: Path) -> None:
+    options = FitOptions(n_ctx=2048, target_tok_s=40)
+    small = fit_model("small", smollm_path, options, PLENTY, bandwidth=None)
+    assert apply_eval([small], None) is None and apply_eval([small], {"tiers": {"other": {"exact": 1}}}) is None
+    assert small.eval_exact is None
 
 
 def test_nvidia_smi_rows() -> None:
