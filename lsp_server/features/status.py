@@ -8,6 +8,8 @@ STATUS_COMMAND = "gearshift.status"
 
 
 def status_report(ls) -> dict[str, Any]:
+    from lsp_server.inference.remote import RemoteEngine  # httpx: not at start-up
+
     guard = ls.guard
     report: dict[str, Any] = {
         **ls.last_status,
@@ -17,8 +19,8 @@ def status_report(ls) -> dict[str, Any]:
         "modelError": ls.model_error,
     }
     engine = ls.tiers.get_loaded(guard.current.model) if guard else None
-    if engine is not None and getattr(engine, "label", None):
-        report["tierLabel"] = engine.label  # a team endpoint: "team · gpu-box:8080 · qwen2.5-coder-1.5b"
+    if isinstance(engine, RemoteEngine):  # a team endpoint rung
+        report["tierLabel"] = engine.label  # "team · gpu-box:8080 · qwen2.5-coder-1.5b"
         report["team"] = {"requests": engine.requests_sent, "bytesSent": engine.bytes_sent}
     report["cloud"] = ls.cloud.status()
     return report
