@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from lsp_server.errors import EngineError
 from lsp_server.inference.guard import LatencyGuard, Rung, Shift, build_ladder
-from lsp_server.inference.guard.policy import FLAP_WINDOW_S, MAX_PROBE_BACKOFF_S, MAX_REFRESH_S
+from lsp_server.inference.guard.probes import FLAP_WINDOW_S, MAX_PROBE_BACKOFF_S, MAX_REFRESH_S
 from lsp_server.settings import GuardSettings
 
 TARGET = 40.0

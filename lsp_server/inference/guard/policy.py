@@ -42,6 +42,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from lsp_server.errors import EngineError
 from lsp_server.inference.guard.ladder import Rung, Shift
 from lsp_server.inference.guard.measurements import LadderMeasurements
+from lsp_server.inference.guard.probes import MAX_REFRESH_S, PROBES_TO_UPSHIFT, ProbeState
 from lsp_server.inference.guard.quality import QualityTable
 from lsp_server.inference.guard.status import GuardState, RungState
 from lsp_server.settings import GuardSettings
@@ -50,25 +51,6 @@ if TYPE_CHECKING:
     from lsp_server.inference.types import GenerationResult
 
 log = logging.getLogger(__name__)
-
-PROBES_TO_UPSHIFT = 2
-"""Consecutive fast probes needed to shift up (the second runs on the very next request), so one lucky request
-(a prompt-lookup burst) does not move the guard."""
-
-MAX_PROBE_BACKOFF_S = 8.0
-"""Probes of a plausible rung back off while they fail, never beyond this: the guard notices within ~10 s that a
-load left."""
-
-MAX_REFRESH_S = 60.0
-"""Rungs predicted too slow are still probed now and then (their remembered speed may date from a loaded period),
-backing off to this."""
-
-FLAP_WINDOW_S = 60.0
-"""A downshift this soon after an upshift reverses it: the guard then stops probing for this long
-(doubling after each reversal in a row, reset by an upshift that holds)."""
-
-MAX_BLOCK_S = 600.0
-"""Longest pause of probing after reversals in a row."""
 
 SHIFT_HISTORY = 100
 """Shifts kept in memory (``state()`` shows the last 20)."""
@@ -114,23 +96,12 @@ class LatencyGuard:
         self._index = self._top
         self._measured = LadderMeasurements(self._rungs, settings.window)
         self._quality = quality or QualityTable()
-        self._usable = self._judge_quality(settings)
+        self._usable = self._quality.usable(self._rungs, self._rungs[self._top], settings.quality_floor)
         self._arrived_at = self._started
         self._slow_streak = 0
         self._last_shift = -math.inf
-        self._last_probe = -math.inf
-        self._probe_wait_s = settings.probe_interval_s
-        self._refresh_wait_s = max(settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
-        self._pending_probe: int | None = None
-        """Rung index handed out by probe_rung and not yet recorded."""
-        self._pending_plausible = True
-        self._good_probes = 0
-        self._good_probe_rung: int | None = None
+        self._probes = ProbeState(settings.probe_interval_s)
         self._shifts: list[Shift] = []
-        self._last_upshift = -math.inf
-        self._flaps = 0
-        """Upshifts reversed within FLAP_WINDOW_S, in a row."""
-        self._upshift_blocked_until = -math.inf
 
     @staticmethod
     def _check_target(target_tok_s: float) -> None:
@@ -172,15 +143,6 @@ class LatencyGuard:
             return next((self._rungs[i].model for i in below if self._usable[i] and self._rungs[i].model != model),
                         None)
 
-    def _judge_quality(self, settings: GuardSettings) -> list[bool]:
-        """Per rung: whether its measured quality clears the floor (unmeasured rungs do)."""
-        top = self._rungs[self._top]
-        usable = []
-        for rung in self._rungs:
-            share = self._quality.relative(rung, top)
-            usable.append(share is None or share >= settings.quality_floor - 1e-9)
-        return usable
-
     def state(self) -> dict[str, Any]:
         """The guard as the ``gearshift.status`` command shows it (camelCase)."""
         with self._lock:
@@ -194,13 +156,13 @@ class LatencyGuard:
                 )
                 for i, rung in enumerate(self._rungs)
             ]
-            blocked = self._upshift_blocked_until - now
+            blocked = self._probes.blocked_until - now
             return GuardState(
                 enabled=self._settings.enabled,
                 target_tok_s=self._target,
                 current=self._rungs[self._index].name,
                 top=self._rungs[self._top].name,
-                probing=self._rungs[self._pending_probe].name if self._pending_probe is not None else None,
+                probing=self._rungs[self._probes.pending].name if self._probes.pending is not None else None,
                 upshift_blocked_s=round(blocked, 1) if blocked > 0 else None,
                 quality_floor=self._settings.quality_floor,
                 quality_source=self._quality.source,
@@ -222,12 +184,11 @@ class LatencyGuard:
             if settings.window != self._settings.window:
                 self._measured.resize(settings.window)
             self._settings = settings
-            self._usable = self._judge_quality(settings)
+            self._usable = self._quality.usable(self._rungs, self._rungs[self._top], settings.quality_floor)
             if target_tok_s is not None:
                 self._target = float(target_tok_s)
-            self._probe_wait_s = settings.probe_interval_s
-            self._refresh_wait_s = max(settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
-            self._reset_probe()
+            self._probes.restart_backoff(settings.probe_interval_s)
+            self._probes.reset()
             if not settings.enabled and self._index != self._top:
                 return self._shift(self._top, "guard turned off: back to the configured model")
             return None
@@ -243,25 +204,21 @@ class LatencyGuard:
             if not self._settings.enabled or self._index <= self._top:
                 return None
             now = self._clock()
-            if (
-                self._good_probes
-                and self._good_probe_rung is not None
-                and self._good_probe_rung < self._index
-            ):
+            if (confirming := self._probes.confirming(self._index)) is not None:
                 # Confirm a fast probe on the very next request.
-                return self._hand_out_probe(self._good_probe_rung, plausible=self._pending_plausible, now=now)
+                return self._hand_out_probe(confirming, plausible=self._probes.plausible, now=now)
             if now - self._last_shift < self._settings.min_dwell_s:
                 return None
             candidate = self._probe_candidate(now)
             if candidate is None:
                 return None
             index, plausible = candidate
-            wait = self._probe_wait_s if plausible else self._refresh_wait_s
+            wait = self._probes.wait_s if plausible else self._probes.refresh_wait_s
             if not plausible and self._rungs[index].context_scale != self._rungs[self._index].context_scale:
                 # Probing another prompt window evaluates the whole prompt twice (there and back: seconds on a
                 # CPU), so a rung that does not even look plausible is refreshed there only once a minute.
                 wait = max(wait, MAX_REFRESH_S)
-            if now - self._last_probe < wait:
+            if now - self._probes.last_probe < wait:
                 return None
             return self._hand_out_probe(index, plausible=plausible, now=now)
 
@@ -269,8 +226,8 @@ class LatencyGuard:
         """The rung the next request will most likely run on (what a prewarm should warm): the rung a fast
         probe is being confirmed on, else ``current``.  Hands nothing out."""
         with self._lock:
-            confirming = self._good_probes and self._good_probe_rung is not None and self._good_probe_rung < self._index
-            return self._rungs[self._good_probe_rung] if confirming else self._rungs[self._index]
+            confirming = self._probes.confirming(self._index)
+            return self._rungs[confirming if confirming is not None else self._index]
 
     def record(
         self, rung: Rung, tokens_per_s: float, ttft_s: float, n_tokens: int, *, line_s: float | None = None
@@ -297,19 +254,19 @@ class LatencyGuard:
             meaningful = self._measured.add(
                 index, now, tokens_per_s, ttft_s, n_tokens, judged=judged, free=self._read_free_cores()
             )
-            was_probe = index == self._pending_probe
+            was_probe = index == self._probes.pending
             if was_probe:
-                self._pending_probe = None
+                self._probes.pending = None
             if not self._settings.enabled:
                 return None
             if not meaningful:
                 if was_probe and index < self._index and n_tokens < 1:
                     # Nothing delivered at all (cancelled while its prompt evaluated: too slow up there): a failed probe.
                     return self._after_probe(index, 0.0, now)
-                if was_probe and index == self._good_probe_rung:
+                if was_probe and index == self._probes.good_rung:
                     # Too short to measure: the confirmation waits for the next probe instead of taking every
                     # request (each may evaluate a whole prompt on the probed window).
-                    self._good_probes, self._good_probe_rung = 0, None
+                    self._probes.reset_confirmation()
                 return None
             if was_probe and index < self._index:
                 return self._after_probe(index, tokens_per_s, now)
@@ -327,8 +284,8 @@ class LatencyGuard:
             if index is None or self._rungs[index] != rung:
                 return None
             now = self._clock()
-            if index == self._pending_probe:
-                self._pending_probe = None
+            if index == self._probes.pending:
+                self._probes.pending = None
                 if index < self._index:
                     return self._after_probe(index, 0.0, now)
             if index != self._index or not self._settings.enabled:
@@ -411,7 +368,7 @@ class LatencyGuard:
         speed may be from a loaded period), but on the slower refresh schedule.
         """
         needed = self._target * self._settings.upshift_headroom
-        if now < self._upshift_blocked_until:
+        if now < self._probes.blocked_until:
             return None
         free = self._read_free_cores()
         # A rung whose threads would share cores with another busy process cannot hold the target: not worth a
@@ -427,34 +384,23 @@ class LatencyGuard:
         return None
 
     def _hand_out_probe(self, index: int, *, plausible: bool, now: float) -> Rung:
-        self._pending_probe = index
-        self._pending_plausible = plausible
-        self._last_probe = now
+        self._probes.hand_out(index, plausible=plausible, now=now)
         log.debug("latency guard: probing %s", self._rungs[index].name)
         return self._rungs[index]
 
     def _after_probe(self, index: int, tokens_per_s: float, now: float) -> Shift | None:
         needed = self._target * self._settings.upshift_headroom
         if tokens_per_s >= needed:
-            if self._good_probe_rung != index:
-                self._good_probe_rung, self._good_probes = index, 0
-            self._good_probes += 1
-            if self._good_probes >= PROBES_TO_UPSHIFT:
+            fast = self._probes.fast(index)
+            if fast >= PROBES_TO_UPSHIFT:
                 return self._shift(
                     index,
-                    f"{self._good_probes} probes in a row delivered {needed:.1f} tok/s or more "
+                    f"{fast} probes in a row delivered {needed:.1f} tok/s or more "
                     f"(target {self._target:g} x headroom {self._settings.upshift_headroom:g}; "
                     f"last {tokens_per_s:.1f})",
                 )
             return None
-        # Still too slow up there: probe less often while it keeps failing (capped, to notice a load leaving).
-        self._good_probes, self._good_probe_rung = 0, None
-        if self._pending_plausible:
-            self._probe_wait_s = min(
-                max(self._settings.probe_interval_s, MAX_PROBE_BACKOFF_S), 2 * self._probe_wait_s
-            )
-        else:
-            self._refresh_wait_s = min(MAX_REFRESH_S, 2 * self._refresh_wait_s)
+        self._probes.failed()
         log.debug(
             "latency guard: probe of %s delivered %.1f tok/s, needs %.1f",
             self._rungs[index].name,
@@ -463,27 +409,12 @@ class LatencyGuard:
         )
         return None
 
-    def _reset_probe(self) -> None:
-        self._pending_probe = None
-        self._good_probes = 0
-        self._good_probe_rung = None
-
     def _shift(self, to_index: int, reason: str) -> Shift:
         now = self._clock()
         from_index = self._index
         direction: Literal["up", "down"] = "up" if to_index < from_index else "down"
         entered_by_upshift = bool(self._shifts) and self._shifts[-1].direction == "up"
-        if direction == "down" and entered_by_upshift:
-            if now - self._last_upshift < FLAP_WINDOW_S:
-                # The last upshift did not hold: the load comes and goes.  Stay low a while, longer each time.
-                self._flaps += 1
-                hold_off = min(MAX_BLOCK_S, FLAP_WINDOW_S * 2 ** (self._flaps - 1))
-                self._upshift_blocked_until = now + hold_off
-                reason += f"; no upshift for {hold_off:g} s (upshift reversed {self._flaps}x in a row)"
-            else:
-                self._flaps = 0
-        elif direction == "up":
-            self._last_upshift = now
+        reason += self._probes.after_shift(direction, now, entered_by_upshift=entered_by_upshift)
         shift = Shift(
             now - self._started, self._rungs[from_index].name, self._rungs[to_index].name, reason, direction
         )
@@ -491,9 +422,6 @@ class LatencyGuard:
         self._arrived_at = now
         self._slow_streak = 0
         self._last_shift = now
-        self._probe_wait_s = self._settings.probe_interval_s
-        self._refresh_wait_s = max(self._settings.probe_interval_s, MAX_PROBE_BACKOFF_S)
-        self._reset_probe()
         self._shifts.append(shift)
         del self._shifts[:-SHIFT_HISTORY]
         log.info("latency guard: shift %s %s -> %s: %s", direction, shift.from_rung, shift.to_rung, reason)

@@ -49,6 +49,11 @@ class QualityTable:
             return None
         return mine / best
 
+    def usable(self, rungs: tuple[Rung, ...], top: Rung, floor: float) -> list[bool]:
+        """Per rung: whether its measured quality clears ``floor`` (a share of ``top``'s; unmeasured rungs do)."""
+        shares = [self.relative(rung, top) for rung in rungs]
+        return [share is None or share >= floor - 1e-9 for share in shares]
+
 
 def table_from_json(data: dict[str, Any], source: str) -> QualityTable:
     """``{"models": {model: {scale: score}}}`` (scales as strings, e.g. ``"0.25"``)."""
