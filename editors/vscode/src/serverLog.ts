@@ -1,7 +1,7 @@
 /**
  * The server's stderr in the output channel at the level it was logged at.
  *
- * The server logs `2026-12-02 14:26:54,241 INFO lsp_server.x: message` (serve_cli.py); the
+ * The server logs `2026-12-02 14:26:54,241 INFO lsp_server.x: message` (cli/serve.py); the
  * language client would write every stderr line with `error`, so the channel showed each INFO
  * line as `[error]`.  Lines without that prefix (a traceback, a message's further lines) keep the
  * level of the line before them; before any, they are errors (a crash before logging started).

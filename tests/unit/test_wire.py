@@ -1,0 +1,57 @@
+"""Everything Gearshift puts on the wire or prints with --json is a WireModel: camelCase keys, none by hand."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+from lsp_server.completion.service import CompletionOutcome
+from lsp_server.wire import CompletionResult, CompletionStatus, WireModel
+
+# The modules that define wire shapes (importing them registers their WireModel subclasses).
+WIRE_MODULES = [
+    "lsp_server.wire", "lsp_server.cloud.audit", "lsp_server.cloud.meter", "lsp_server.cloud.service",
+    "lsp_server.cli.models", "lsp_server.inference.machine", "lsp_server.inference.sizing",
+    "lsp_server.inference.fit", "lsp_server.inference.guard",
+]
+
+
+def _all_wire_models() -> list[type[WireModel]]:
+    for module in WIRE_MODULES:
+        importlib.import_module(module)
+    found, todo = [], list(WireModel.__subclasses__())
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return sorted(set(found), key=lambda cls: f"{cls.__module__}.{cls.__qualname__}")
+
+
+@pytest.mark.parametrize("model", _all_wire_models(), ids=lambda cls: cls.__qualname__)
+def test_every_key_is_camel_case(model: type[WireModel]) -> None:
+    keys = [field.serialization_alias or field.alias or name for name, field in model.model_fields.items()]
+    keys += [field.alias or name for name, field in model.model_computed_fields.items()]
+    assert keys and not [key for key in keys if "_" in key], keys
+
+
+def test_a_completion_status_has_the_documented_keys() -> None:
+    outcome = CompletionOutcome(suggestion="x", tier="smollm2-135m", tokens_per_s=42.0, latency_ms=12.34,
+                                generated_tokens=5, stop_reason="stop", shift={"reason": "r", "shiftTo": "a"},
+                                extras={"promptTokens": 10})
+    status = CompletionStatus.of(outcome)
+    assert status == {
+        "state": "ready", "tier": "smollm2-135m", "tokensPerSecond": 42.0, "timeToFirstTokenMs": None,
+        "latencyMs": 12.3, "cacheHit": False, "confidence": None, "stopReason": "stop", "generatedTokens": 5,
+        "reason": "r", "shiftTo": "a", "promptTokens": 10,
+    }  # no "hidden" or "background" key: those are only sent when they apply
+    hidden = CompletionStatus.of(CompletionOutcome(suggestion=None, tier="t", hidden_reason="repeat", background=True))
+    assert hidden["hidden"] == "repeat" and hidden["background"] is True
+
+
+def test_gearshift_complete_json_keys() -> None:
+    result = CompletionResult.of(CompletionOutcome(suggestion=None, tier="t", hidden_reason="binary content"))
+    assert set(result.to_json()) == {
+        "suggestion", "tier", "confidence", "hiddenReason", "tokensPerSecond", "timeToFirstTokenMs", "latencyMs",
+        "generatedTokens",
+    }
