@@ -1,22 +1,28 @@
-"""Context from other files: outlines of recently used documents, for the prompt's repository section.
+"""Context from other files: what the current file imports, and outlines of recently used documents.
 
 What a line needs is often defined in another file: the function it calls, the class it builds. The models'
-repository formats (Qwen2.5-Coder: ``<|file_sep|>path`` sections before the current file) carry that. Each
-recently used document contributes an *outline*: its top-level and method signatures, class lines and
-module-level constants, one line each (the names and parameters a call needs, not bodies). Files the current
-file imports come first, then the most recently used; the chunks are sized to a token budget and depend only on
-the *other* documents, so they stay the same while the user types in this one and the KV cache keeps them.
+repository formats (Qwen2.5-Coder: ``<|file_sep|>path`` sections before the current file) carry that. First come
+the definitions of the names the current file imports, read from disk (``imports``); then each recently used
+document contributes an *outline*: its top-level and method signatures, class lines and module-level constants,
+one line each (the names and parameters a call needs, not bodies), files the current file imports nearest. The
+chunks are sized to one token budget and depend only on the import lines and the *other* files, so they stay the
+same while the user types in this one and the KV cache keeps them (the steadier import chunks go first).
 
 Never-send files never contribute (a prompt may go to a team endpoint).
 """
 
 from __future__ import annotations
 
+import os
 import re
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import PurePath
+from pathlib import Path, PurePath
+
+from pygls.uris import to_fs_path
+
+from lsp_server.completion.imports import ImportedDefinitions, display_name, workspace_root
 
 MAX_RECENT = 8
 """Documents remembered: more than a person keeps in mind while typing one file."""
@@ -81,11 +87,13 @@ def _imported_words(text: str) -> set[str]:
 class RecentFiles:
     """A bounded ring of recently used documents and the context chunks they give another one."""
 
-    def __init__(self, max_recent: int = MAX_RECENT) -> None:
+    def __init__(self, max_recent: int = MAX_RECENT, read_imports: bool = True) -> None:
         self._docs: OrderedDict[str, Neighbour] = OrderedDict()
         self._outlines: dict[str, tuple[str, str]] = {}
         """uri -> (the text it was made from, its outline): outlining is done once per version."""
         self.max_recent = max_recent
+        self._imports = ImportedDefinitions() if read_imports else None
+        """Definitions of what a document imports, from disk; None: outlines of recent documents only."""
 
     def seen(self, uri: str, path: str | None, text: str) -> None:
         """``uri`` was opened, edited or completed in: the most recent now."""
@@ -114,20 +122,24 @@ class RecentFiles:
         budget_tokens: int,
         count_tokens: Callable[[str], int],
         excluded: Callable[[str], bool] = lambda _path: False,
+        root: str | Path | None = None,
     ) -> tuple[tuple[str, str], ...]:
-        """(file name, outline) chunks for the document at ``uri`` with ``text``, within ``budget_tokens``.
+        """(file name, text) chunks for the document at ``uri`` with ``text``, within ``budget_tokens``.
 
-        Imported files first, then the most recent; duplicates (the same outline twice) and files ``excluded``
-        says no to (never-send) are left out; the order is stable while only ``text`` changes.
+        The definitions it imports (from files under ``root``: by default the nearest folder above the document
+        with ``.git``, ``pyproject.toml`` or ``package.json``) first, then outlines of recent documents, imported
+        ones nearest; duplicates (the same outline twice, a file already given by its imports) and files
+        ``excluded`` says no to (never-send) are left out; the result is stable while only ``text`` changes
+        outside its import lines.
         """
         if budget_tokens <= 0:
             return ()
+        from_imports, covered, left = self._import_chunks(uri, text, budget_tokens, count_tokens, excluded, root)
         imported = _imported_words(text)
-        others = [doc for doc in reversed(self._docs.values()) if doc.uri != uri]
+        others = [doc for doc in reversed(self._docs.values()) if doc.uri != uri and _real(doc.path) not in covered]
         others.sort(key=lambda doc: 0 if _module_names(doc.path) & imported else 1)  # stable: recency within
         chosen: list[tuple[str, str]] = []
         seen_outlines: set[str] = set()
-        left = budget_tokens
         for doc in others:
             if doc.path and excluded(doc.path):
                 continue
@@ -141,4 +153,28 @@ class RecentFiles:
             chosen.append((PurePath(doc.path).name if doc.path else doc.uri.rsplit("/", 1)[-1], body))
             left -= cost
         # Oldest first, so the most relevant chunk sits nearest the current file.
-        return tuple(reversed(chosen))
+        return from_imports + tuple(reversed(chosen))
+
+    def _import_chunks(
+        self,
+        uri: str,
+        text: str,
+        budget_tokens: int,
+        count_tokens: Callable[[str], int],
+        excluded: Callable[[str], bool],
+        root: str | Path | None,
+    ) -> tuple[tuple[tuple[str, str], ...], set[str], int]:
+        """(chunks of what the document imports, the files they come from, the budget left after them)."""
+        path = to_fs_path(uri) if uri.startswith("file:") else None
+        if self._imports is None or path is None:
+            return (), set(), budget_tokens
+        document = Path(path)
+        workspace = Path(root) if root is not None else workspace_root(document)
+        found, spent = self._imports.chunks(document, text, workspace, budget_tokens, count_tokens, excluded)
+        base = workspace.resolve()
+        chunks = tuple((display_name(file, base), body) for file, body in found)
+        return chunks, {str(file) for file, _ in found}, budget_tokens - spent
+
+
+def _real(path: str | None) -> str | None:
+    return os.path.realpath(path) if path else None
