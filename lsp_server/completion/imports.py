@@ -514,8 +514,11 @@ class ImportedDefinitions:
                     kept.add(piece)
                     files.add(piece[0])
                     left -= cost
+        outlined = {path: set(rendering.splitlines()) for (path, rendering), is_outline in pieces.items()
+                    if is_outline and (path, rendering) in kept}
         by_file: dict[Path, list[str]] = {}
         for path, rendering in pieces:
-            if (path, rendering) in kept:
+            repeated = not pieces[path, rendering] and set(rendering.splitlines()) <= outlined.get(path, set())
+            if (path, rendering) in kept and not repeated:
                 by_file.setdefault(path, []).append(rendering)
         return tuple((path, "\n".join(texts)) for path, texts in by_file.items()), budget_tokens - left

@@ -82,3 +82,37 @@ def test_templates_place_other_files_before_the_current_one():
                     "<|file_sep|>app.py\n<|fim_prefix|>c = <|fim_suffix|>\n<|fim_middle|>")
     starcoder = TEMPLATES["starcoder"].build("c = ", "\n", "app.py", extra=extra)
     assert starcoder.startswith("<fim_prefix># Path: geometry.py\ndef scaled(shape, factor):\n\n# Path: app.py\nc = ")
+
+
+def test_definitions_the_file_imports_come_first_from_disk_and_share_the_budget(tmp_path):
+    (tmp_path / "pyproject.toml").write_text("")
+    (tmp_path / "geometry.py").write_text(GEOMETRY)
+    (tmp_path / "util.py").write_text("def helper(x):\n    return x\n")
+    app = tmp_path / "app.py"
+    app.write_text(APP)
+    ring = RecentFiles()
+    ring.seen((tmp_path / "util.py").as_uri(), str(tmp_path / "util.py"), "def helper(x):\n    return x\n")
+    ring.seen((tmp_path / "geometry.py").as_uri(), str(tmp_path / "geometry.py"), GEOMETRY)  # open and imported
+    chunks = ring.chunks(app.as_uri(), APP, 500, count)  # the root: the folder with pyproject.toml
+    assert [name for name, _ in chunks] == ["geometry.py", "util.py"]  # imports first; geometry's outline not twice
+    assert chunks[0][1] == ('class Circle:\n    """A circle."""\n    def __init__(self, radius: float) -> None:\n'
+                            "    def area(self) -> float:\ndef scaled(shape: Circle, factor: float) -> Circle:")
+    assert ring.chunks(app.as_uri(), APP + "Circ", 500, count) == chunks  # typing: the same chunks, the KV cache kept
+    assert ring.chunks(app.as_uri(), APP, 20, count) == (chunks[1],)  # the definitions do not fit, the outline does
+    never_send = ring.chunks(app.as_uri(), APP, 500, count, excluded=lambda path: path.endswith("geometry.py"))
+    assert [name for name, _ in never_send] == ["util.py"]
+    outlines_only = RecentFiles(read_imports=False)
+    outlines_only.seen((tmp_path / "geometry.py").as_uri(), str(tmp_path / "geometry.py"), GEOMETRY)
+    assert outlines_only.chunks(app.as_uri(), APP, 500, count) == (("geometry.py", outline(GEOMETRY)),)
+
+
+def test_an_explicit_root_bounds_what_imports_may_read(tmp_path):
+    (tmp_path / "geometry.py").write_text(GEOMETRY)
+    (tmp_path / "sub").mkdir()
+    app = tmp_path / "sub" / "app.py"
+    app.write_text("from ..geometry import scaled\n")
+    ring = RecentFiles()
+    assert ring.chunks(app.as_uri(), app.read_text(), 500, count, root=tmp_path / "sub") == ()
+    assert [name for name, _ in ring.chunks(app.as_uri(), app.read_text(), 500, count, root=tmp_path)] == [
+        "geometry.py"]
+    assert ring.chunks("untitled:Untitled-1", app.read_text(), 500, count) == ()  # not a file: nothing to resolve
