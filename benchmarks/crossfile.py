@@ -5,11 +5,16 @@ line of module A that uses a name A imports from module B of the same package (`
 ``from pkg.b import name``); the line is masked from its indentation on and completed through the full pipeline
 in-process (``CompletionService``, shipped defaults except: guard off, whole answers, generous time budget, so
 only the context differs). The editor has B and two other modules of the package open (recently used, as a person
-would have them); *with* sets ``completion.crossFileTokens``, *without* leaves it 0. Same tasks, one run.
+would have them). Three modes, same tasks, one run: *without* leaves ``completion.crossFileTokens`` 0; *recent*
+sets it with outlines of the open documents only (``RecentFiles(read_imports=False)``, the behaviour before
+import resolution); *imports* sets it with the shipped ``RecentFiles``: definitions of the names A imports, read
+from disk, then the open documents' outlines.
 
-Reports exact match (first line, whitespace-normalised), edit similarity and the share shown, both ways.
+Reports exact match (first line, whitespace-normalised), edit similarity, the share shown, the context chunks
+and mean latency, per mode.
 
-Usage: python benchmarks/crossfile.py [--package pygls] [--tasks 30] [--tokens 384] [--json PATH]
+Usage: python benchmarks/crossfile.py [--package pygls] [--tasks 30] [--tokens 384] [--modes without,recent,imports]
+                                      [--json PATH]
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from lsp_server.completion.neighbours import RecentFiles  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.settings import GearshiftSettings  # noqa: E402
 from lsp_server.wiring import completion_service, whole_answers, with_model, without_guard  # noqa: E402
@@ -87,14 +93,16 @@ async def run(args: argparse.Namespace) -> dict:
     tasks = tasks_from(args.package, args.tasks, args.seed)
     if not tasks:
         raise SystemExit(f"no cross-module tasks found in {args.package}")
-    rng = random.Random(args.seed)
     base = whole_answers(without_guard(with_model(GearshiftSettings(), args.model)))
-    results: dict[str, list[dict]] = {"without": [], "with": []}
-    for mode, tokens in (("without", 0), ("with", args.tokens)):
+    results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
+    for mode in args.modes:
+        rng = random.Random(args.seed)  # the same open documents in every mode
+        tokens = 0 if mode == "without" else args.tokens
         completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
                                                         "min_confidence": 0.0})
         settings = base.model_copy(update={"completion": completion})
         with completion_service(settings) as service:
+            service.neighbours = RecentFiles(read_imports=mode != "recent")
             for index, task in enumerate(tasks):
                 source = Path(task["path"]).read_text(errors="replace")
                 lines = source.splitlines(keepends=True)
@@ -119,6 +127,7 @@ async def run(args: argparse.Namespace) -> dict:
                     "exact": normalise(got) == normalise(expected),
                     "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
                     "shown": bool(outcome.suggestion), "chunks": outcome.extras.get("contextChunks", 0),
+                    "latency_ms": round(outcome.latency_ms),
                 })
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
     summary = {}
@@ -127,6 +136,8 @@ async def run(args: argparse.Namespace) -> dict:
             "exact_match": round(sum(r["exact"] for r in rows) / len(rows), 3),
             "similarity": round(sum(r["similarity"] for r in rows) / len(rows), 3),
             "shown": round(sum(r["shown"] for r in rows) / len(rows), 3),
+            "chunks": round(sum(r["chunks"] for r in rows) / len(rows), 2),
+            "latency_ms": round(sum(r["latency_ms"] for r in rows) / len(rows)),
         }
     return {"package": args.package, "model": args.model, "tasks": len(tasks), "cross_file_tokens": args.tokens,
             "summary": summary, "rows": results}
@@ -139,8 +150,13 @@ def main() -> int:
     parser.add_argument("--tokens", type=int, default=384, help="completion.crossFileTokens for the 'with' run")
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--modes", type=lambda text: text.split(","), default=["without", "recent", "imports"],
+                        help="comma-separated: without (no other files), recent (open documents' outlines only), "
+                        "imports (the shipped context: imported definitions from disk, then the outlines)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
+    if unknown := set(args.modes) - {"without", "recent", "imports"}:
+        parser.error(f"unknown modes: {', '.join(sorted(unknown))}")
     report = asyncio.run(run(args))
     print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
     if args.json:
