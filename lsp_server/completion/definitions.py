@@ -113,12 +113,10 @@ def js_bindings(node: tree_sitter.Node) -> Iterator[Binding]:
 
 
 def bindings_of(spec: LanguageSpec, tree: tree_sitter.Tree) -> tuple[Binding, ...]:
-    """The top-level imports (and JS re-exports and requires) of ``tree``, in order."""
-    if spec.name == "python":
-        found = [b for node in tree.root_node.children for b in python_bindings(node)]
-    else:
-        found = [b for node in tree.root_node.children for b in js_bindings(node)]
-    return tuple(b for b in found if b.source)
+    """The top-level imports (and JS re-exports and requires) of ``tree``, in order; statements that do not parse
+    (half typed, or prose that starts with ``from``) are left out."""
+    read = python_bindings if spec.name == "python" else js_bindings
+    return tuple(b for node in tree.root_node.children if not node.has_error for b in read(node) if b.source)
 
 
 def _line_start(data: bytes, byte: int) -> int:

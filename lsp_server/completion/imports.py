@@ -250,7 +250,7 @@ class ImportedDefinitions:
                 names[binding.name] = None
         pieces: dict[tuple[Path, str], bool] = {}  # (file, rendering) -> whether it is a whole-module outline
         for source, names in wanted.items():
-            target = self._resolve(spec, source, document, root)
+            target = self._resolve(spec, source, real_document, root)
             if target is None or not allowed(target):
                 continue
             if names is None:

@@ -213,3 +213,9 @@ def test_budget_names_imported_before_whole_module_outlines_and_never_over(proje
     assert list(found) == ["pkg/shapes.py"]  # the outline of util did not fit after scaled
     assert chunks(project, "pkg/app.py", budget=5) == {}
     assert set(chunks(project, "pkg/app.py", budget=2000)) == {"pkg/util.py", "pkg/shapes.py"}
+
+
+def test_half_typed_imports_and_prose_starting_with_from_are_ignored(project: Path):
+    text = '"""Docs.\n\nfrom the start of a line\n"""\nfrom .shapes import (Circle,\nfrom .util import helper\n'
+    write(project, {"pkg/app.py": text})
+    assert list(chunks(project, "pkg/app.py")) == ["pkg/util.py"]
