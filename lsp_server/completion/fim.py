@@ -35,8 +35,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
+from lsp_server.inference.types import Vocabulary
 from lsp_server.settings import FimFamily
 from lsp_server.syntax import languages
 
@@ -235,17 +236,6 @@ def _family_of_markers(markers: set[str]) -> FimFamily:
         if marker in markers:
             return family
     return "plain"
-
-
-class Vocabulary(Protocol):
-    """What a loaded model tells about its vocabulary (``lsp_server.inference.llama.model.Model``)."""
-
-    fim_tokens: Mapping[str, str]
-    """Text of the FIM tokens llama.cpp recognised, by role (``pre``, ``suf``, ``mid``...)."""
-
-    def has_token(self, text: str) -> bool:
-        """Whether ``text`` is one special token of the vocabulary."""
-        ...
 
 
 def family_of_vocabulary(vocabulary: Vocabulary) -> FimFamily:

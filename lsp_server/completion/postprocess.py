@@ -2,7 +2,7 @@
 
 The same line rules run in two places:
 
-* :func:`make_stop_checker` gives the engine a ``should_stop(text_so_far)`` callback. It keeps
+* :func:`make_stop_checker` gives the pipeline a stop rule for each partial output. It keeps
   the lexer state at the start of the current line, so each call only re-reads the line being
   written (tens of characters), and returns a cut index as soon as a rule fires.
 * :func:`postprocess` applies them to the final text, then the rules that need the whole
@@ -210,9 +210,9 @@ class _Walker:
 
 
 class StopChecker:
-    """A ``should_stop`` callback for GenerationRequest: the cut index once the line rules end the suggestion.
+    """A stop rule for a streamed generation: the cut index once the line rules end the suggestion.
 
-    Call it with the whole text generated so far after each token. It is incremental: each call
+    Call it with the whole text generated so far after each partial output. It is incremental: each call
     re-reads only the current line. It never cuts anything :func:`postprocess` would keep.
     ``rule`` names the rule that stopped generation (None while none has).
     """

@@ -21,9 +21,11 @@ from cachetools import LRUCache
 
 from lsp_server.cloud.endpoints import remote_refusal
 from lsp_server.cloud.router import never_send_match
+from lsp_server.completion import healing
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context
+from lsp_server.completion.early import EarlyAnswer, FollowedGeneration
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.neighbours import RecentFiles
 from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
@@ -31,16 +33,18 @@ from lsp_server.completion.window import MiddleSplitter, rung_window, split_midd
 from lsp_server.documents import DocumentSnapshot, looks_binary
 from lsp_server.errors import EndpointUnavailable
 from lsp_server.inference.guard import LatencyGuard, Rung
+from lsp_server.inference.stream import GenerationStream
 from lsp_server.inference.tiers import TierManager
 from lsp_server.inference.types import (
+    AsyncEngine,
     CancelToken,
-    FirstAnswer,
     GenerationRequest,
     GenerationResult,
     InfillParts,
+    Partial,
+    Priority,
 )
 from lsp_server.settings import GearshiftSettings
-from lsp_server.syntax.lexer import indent_width
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
     from lsp_server.inference.llama.engine import LlamaEngine
@@ -98,17 +102,6 @@ class _Job:
     """Other files' outlines in the prompt (``completion.crossFileTokens``), for the status."""
 
 
-def _handing_over(future: asyncio.Future) -> Callable[[FirstAnswer], None]:
-    """An ``on_first_answer`` callback (engine thread) that resolves ``future`` on its event loop."""
-    loop = future.get_loop()
-
-    def resolve(answer: FirstAnswer) -> None:
-        if not future.done():
-            future.set_result(answer)
-
-    return lambda answer: loop.call_soon_threadsafe(resolve, answer)
-
-
 class CompletionService:
     """Holds what completions share across keystrokes: the cache, the guard, the loaded tiers."""
 
@@ -118,8 +111,10 @@ class CompletionService:
         self.guard = guard
         self._templates: dict[tuple[str, str | None], FimTemplate] = {}
         self.splitter = MiddleSplitter()
-        self._background: dict[str, CancelToken] = {}
+        self._background: dict[str, GenerationStream] = {}
         """Generations that go on after an early answer, per document (at most one runs: one engine thread)."""
+        self._finishing: set[asyncio.Future] = set()
+        """The tasks that follow those generations to their end (held here: the loop keeps only weak references)."""
         self.on_background_outcome: Callable[[CompletionOutcome], None] | None = None
         """Called on the event loop with each finished background generation (the server sends its status)."""
         self._prompt_speed: dict[str, float] = {}
@@ -202,43 +197,40 @@ class CompletionService:
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
             prompt_lookup=rung.prompt_lookup,
-            should_stop=checker,
         )
         job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker, len(parts.extra))
-        if cancel is None:
-            cancel = CancelToken()
-        early: asyncio.Future[FirstAnswer] = asyncio.get_running_loop().create_future()
         # A guard probe runs to its end: it is there for its measurement, which the next keystroke would cut short.
-        if settings.first_answer_ms < settings.time_budget_ms and probe is None:
-            request.first_answer_s = settings.first_answer_ms / 1000
-            request.on_first_answer = _handing_over(early)
+        answer_early = settings.first_answer_ms < settings.time_budget_ms and probe is None
+        early = EarlyAnswer(settings.first_answer_ms / 1000 if answer_early else None)
         self._cancel_background()  # the model is needed here: free the engine's thread
-        work = asyncio.ensure_future(self._generate(engine, rung, request, cancel))
+        if rung.n_threads is not None:
+            engine.set_n_threads(rung.n_threads)
+        generation = FollowedGeneration(engine.stream(request, cancel), checker)
         try:
-            while not work.done():
-                await asyncio.wait({work, early}, return_when=asyncio.FIRST_COMPLETED)
-                if work.done() or not early.done():
-                    continue
-                answer = early.result()
-                early = asyncio.get_running_loop().create_future()  # never done: wait for the full result
-                outcome = self._shown_early(job, answer)
-                if outcome.suggestion is None:
-                    continue  # nothing worth showing yet: wait for the full suggestion
-                outcome.tokens_per_s = round(answer.decode_tokens_per_s, 1)
-                outcome.time_to_first_token_ms = round(answer.time_to_first_token_s * 1000, 1)
-                outcome.generated_tokens = len(answer.token_logprobs)
-                outcome.stop_reason = "first_answer"
-                # The rest goes on in the background and lands in the typed-ahead cache.
-                self._background[doc.uri] = cancel
-                work.add_done_callback(lambda done: self._finish_in_background(done, job, cancel))
-                return outcome
+            partial = await generation.early(early)
+            if partial is not None:
+                outcome = self._shown_early(job, partial)
+                if outcome.suggestion is not None:
+                    outcome.tokens_per_s = round(partial.decode_tokens_per_s, 1)
+                    outcome.time_to_first_token_ms = round(partial.time_to_first_token_s * 1000, 1)
+                    outcome.generated_tokens = partial.n_tokens
+                    outcome.stop_reason = "first_answer"
+                    # The rest goes on in the background and lands in the typed-ahead cache.
+                    self._background[doc.uri] = generation.stream
+                    rest = asyncio.ensure_future(generation.result())
+                    self._finishing.add(rest)
+                    rest.add_done_callback(lambda done: self._finish_in_background(done, job, generation.stream))
+                    return outcome
+                # nothing worth showing yet: wait for the full suggestion
+            result = await generation.result()
         except asyncio.CancelledError:
-            cancel.cancel()
+            generation.stream.cancel()
             raise
-        return self._finish(job, work.result())
+        return self._finish(job, result)
 
-    def _finish_in_background(self, work: asyncio.Future, job: _Job, cancel: CancelToken) -> None:
-        if self._background.get(job.uri) is cancel:
+    def _finish_in_background(self, work: asyncio.Future, job: _Job, stream: GenerationStream) -> None:
+        self._finishing.discard(work)
+        if self._background.get(job.uri) is stream:
             del self._background[job.uri]
         if work.cancelled():
             return
@@ -257,8 +249,8 @@ class CompletionService:
             self.on_background_outcome(outcome)
 
     def _cancel_background(self) -> None:
-        for token in self._background.values():
-            token.cancel()
+        for stream in self._background.values():
+            stream.cancel()
         self._background.clear()
 
     def _finish(self, job: _Job, result: GenerationResult) -> CompletionOutcome:
@@ -298,7 +290,7 @@ class CompletionService:
         )
         return outcome
 
-    def _shown_early(self, job: _Job, answer: FirstAnswer) -> CompletionOutcome:
+    def _shown_early(self, job: _Job, answer: Partial) -> CompletionOutcome:
         """``_shown`` for the text so far of a generation still running: its finished lines only, or nothing.
 
         The unfinished last line is left out whole: any prefix of it can mean something else than the line will
@@ -322,7 +314,7 @@ class CompletionService:
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
         if job.context_chunks:
             outcome.extras["contextChunks"] = job.context_chunks
-        continuation = _tight_after_opener(_heal(_dedent_start(generated[:cut], job.ctx), job.ctx), job.ctx)
+        continuation = healing.continuation(generated[:cut], job.ctx)
         rules: list[str] = []
         kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated, trace=rules)
         outcome.extras.update(rules=rules, generated=generated)
@@ -339,7 +331,7 @@ class CompletionService:
         outcome.latency_ms = (time.perf_counter() - job.started) * 1000
         return outcome
 
-    def template(self, engine) -> FimTemplate:
+    def template(self, engine: AsyncEngine) -> FimTemplate:
         """The FIM template for ``engine``'s model: its own setting (a team endpoint's ``fimTemplate``), else
         ``models.fimTemplate``, else from the model's vocabulary (a team endpoint: its model's name)."""
         key = (str(engine.model_path or engine.name), self.settings.models.fim_template)
@@ -347,13 +339,6 @@ class CompletionService:
             override = engine.fim_family or key[1]
             self._templates[key] = template_for(engine.metadata, override, vocabulary=engine.vocabulary)
         return self._templates[key]
-
-    async def _generate(
-        self, engine, rung: Rung, request: GenerationRequest, cancel: CancelToken | None
-    ) -> GenerationResult:
-        if rung.n_threads is not None:
-            engine.set_n_threads(rung.n_threads)
-        return await engine.generate(request, cancel)
 
     async def prewarm(self, doc: DocumentSnapshot, since: float | None = None, *, guessed: bool = False) -> bool:
         """Evaluate the prompt the next keystroke at ``doc.offset`` would need, so it only pays for new tokens.
@@ -374,13 +359,13 @@ class CompletionService:
         ctx = self._context(doc, engine, rung)
         if guessed and ctx.prefix_start > 0:
             return False
+        if rung.remote and remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings):
+            return False  # never-send or local-only: not even a prewarm leaves the machine
         parts = self._infill_parts(doc, ctx)
-        if rung.remote:
-            if remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings):
-                return False  # never-send or local-only: not even a prewarm leaves the machine
-            await engine.prewarm_infill(parts, affinity_key=doc.uri)
-            return True
-        await engine.prewarm(self._prompt(self.template(engine), doc, parts))
+        prompt = self._prompt(self.template(engine), doc, parts)
+        await engine.prewarm(
+            GenerationRequest(prompt=prompt, infill=parts, affinity_key=doc.uri, priority=Priority.BACKGROUND)
+        )
         return True
 
     def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
@@ -411,9 +396,8 @@ class CompletionService:
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, parts: InfillParts) -> str:
         """The FIM prompt from ``parts`` in ``template``'s layout."""
-        # A space typed last stays out of the prompt: tokenizers attach it to the next word (" b"), so a prompt
-        # ending in a bare space makes the model add another one.  ``_heal`` takes the model's back off.
-        return template.build(parts.prefix, parts.suffix, _display_path(doc.path), middle=_unspaced(parts.middle),
+        # A space typed last stays out of the prompt (see ``healing``).
+        return template.build(parts.prefix, parts.suffix, _display_path(doc.path), middle=healing.unspaced(parts.middle),
                               extra=parts.extra)
 
     def _cross_file(self, doc: DocumentSnapshot) -> tuple[tuple[str, str], ...]:
@@ -426,63 +410,3 @@ class CompletionService:
             doc.uri, doc.text, budget, count_tokens=lambda text: len(text.encode("utf-8", "replace")) // 3 + 1,
             excluded=lambda path: never_send_match(path, cloud) is not None,
         )
-
-
-def _unspaced(middle: str) -> str:
-    """``middle`` without the spaces typed last after code on the cursor line (indentation stays)."""
-    stripped = middle.rstrip(" ")
-    last_line = stripped[stripped.rfind("\n") + 1 :]
-    return stripped if last_line.strip() else middle
-
-
-def _dedent_start(generated: str, ctx: CompletionContext) -> str:
-    """``generated`` without whitespace first where the cursor line's indentation is already typed.
-
-    There it would over-indent the line: a token-boundary artefact (the model's " for" after a four-space
-    token), taken off before post-processing, which only cuts.
-    """
-    if not ctx.indent_complete:
-        return generated
-    first_line, newline, rest = generated.partition("\n")
-    if not first_line.strip():
-        return generated
-    stripped = generated.lstrip(" \t")
-    extra = len(generated) - len(stripped)
-    if not rest or not extra or generated[:extra].strip(" "):
-        return stripped
-    return stripped.partition("\n")[0] + newline + _shift_off_grid(rest, extra, indent_width(ctx.line_before))
-
-
-def _shift_off_grid(lines: str, extra: int, typed: int) -> str:
-    """Following lines ``extra`` spaces to the left when the model indented them all ``extra`` off the grid.
-
-    A model that wrote the first line ``extra`` spaces deep sometimes keeps the whole block on that wrong grid
-    (5 and 9 spaces in a 4-space file); lines already on the grid (a token artefact on the first line only) stay.
-    """
-    unit = next((u for u in (4, 2) if typed % u == 0), 0) if typed else 0
-    body = [line for line in lines.split("\n") if line.strip()]
-    if not unit or not body:
-        return lines
-    widths = [len(line) - len(line.lstrip(" ")) for line in body]
-    if not all(w >= typed + extra and w % unit and (w - extra) % unit == 0 for w in widths):
-        return lines
-    return "\n".join(line[extra:] if line.strip() else line for line in lines.split("\n"))
-
-
-def _tight_after_opener(generated: str, ctx: CompletionContext) -> str:
-    """No space between a just-typed ``(`` or ``[`` and the suggestion (``sum( item`` → ``sum(item``).
-
-    The models' word tokens carry their leading space (" item"), so right after an opener they often start with
-    one; no style guide of the languages served puts it there (``{`` is left alone: Prettier spaces braces).
-    """
-    if ctx.line_before.endswith(("(", "[")) and generated.startswith(" ") and generated[1:2].strip():
-        return generated[1:]
-    return generated
-
-
-def _heal(generated: str, ctx: CompletionContext) -> str:
-    """The generated text as it continues the document, after ``_prompt`` held back trailing spaces."""
-    held_back = len(ctx.line_before) - len(ctx.line_before.rstrip(" "))
-    if not held_back or not ctx.line_before.strip():
-        return generated
-    return generated[held_back:] if generated.startswith(" " * held_back) else generated.lstrip(" ")

@@ -28,7 +28,7 @@ from lsp_server.features.command_arguments import (
     SelectionArguments,
 )
 from lsp_server.inference.chat import format_chat
-from lsp_server.inference.types import CancelToken, GenerationRequest
+from lsp_server.inference.types import GenerationRequest
 from lsp_server.syntax import grammar, languages
 
 log = logging.getLogger(__name__)
@@ -150,24 +150,17 @@ class ActionRunner:
 
     async def local_answer(self, engine, system: str, user: str, report) -> str:
         chat = format_chat(engine.metadata, system, user)
-        produced = 0
-
-        def on_step(text: str) -> None:
-            nonlocal produced
-            produced += 1
-            if produced % 16 == 0:
-                report(f"{produced} tokens")
-            return None
-
-        token = CancelToken()
+        stream = engine.stream(GenerationRequest(prompt=chat.text, max_tokens=self.ls.settings.actions.max_tokens,
+                                                 stop=list(chat.stop)))
+        reported = 0
         try:
-            result = await engine.generate(
-                GenerationRequest(prompt=chat.text, max_tokens=self.ls.settings.actions.max_tokens,
-                                  stop=list(chat.stop), should_stop=on_step),
-                token,
-            )
+            async for partial in stream:  # progress every 16 tokens
+                if partial.n_tokens // 16 > reported:
+                    reported = partial.n_tokens // 16
+                    report(f"{reported * 16} tokens")
+            result = await stream.result()
         except asyncio.CancelledError:
-            token.cancel()
+            stream.cancel()
             raise
         return result.text.strip()
 

@@ -1,9 +1,9 @@
 """A shared inference server as an engine: llama.cpp's ``llama-server`` (``/infill``) or any OpenAI-compatible
 ``/v1/completions`` (vLLM, Ollama, gateways), streamed over httpx with a keep-alive pool.
 
-The same contract as the in-process engine (``GenerationRequest`` in, ``GenerationResult`` out): stop strings,
-``should_stop`` cuts, the time budget and the early answer all work on the streamed text, and a cancel closes the
-stream, which makes llama-server stop generating for that slot. Anything that is not a usable answer (refused
+The same contract as the in-process engine (``GenerationRequest`` in, a ``GenerationStream`` of partial outputs,
+``GenerationResult`` out): stop strings and the time budget work on the streamed text, and a cancel or the
+consumer's ``stop(cut)`` closes the stream, which makes llama-server stop generating for that slot. Anything that is not a usable answer (refused
 connection, timeout, an HTTP error, HTML or garbage where a stream should be) raises ``EndpointUnavailable`` naming
 the URL and the reason, so the ladder's next rung can answer instead.
 
@@ -19,20 +19,15 @@ import logging
 import math
 import os
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from urllib.parse import urlsplit
 
 import httpx
 from cachetools import LRUCache
 
 from lsp_server.errors import EndpointUnavailable
-from lsp_server.inference.types import (
-    CancelToken,
-    FirstAnswer,
-    GenerationRequest,
-    GenerationResult,
-    InfillParts,
-)
+from lsp_server.inference.stream import GenerationStream
+from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, Partial
 from lsp_server.settings import EndpointSettings
 
 log = logging.getLogger(__name__)
@@ -85,15 +80,25 @@ class RemoteEngine:
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text.encode("utf-8", "replace")) / BYTES_PER_TOKEN)
 
-    async def prewarm(self, prompt: str) -> None:
-        """Nothing without the FIM pieces: see ``prewarm_infill``."""
+    prompt_tokens_per_s: float | None = None
+    """Unknown: the server's speed is not measured here."""
 
-    async def prewarm_infill(self, parts: InfillParts, affinity_key: str | None = None) -> None:
+    def set_n_threads(self, n: int) -> None:
+        """The server decides its own threads."""
+
+    def stats(self) -> dict:
+        return {"model": self.served_model or self.name, "requests_sent": self.requests_sent,
+                "bytes_sent": self.bytes_sent}
+
+    async def prewarm(self, request: GenerationRequest) -> None:
         """Have llama-server evaluate this prompt into the slot the document's requests go to (``n_predict: 0``,
         as llama.vim warms): a request cancelled mid-prompt there starts over, so a cold prompt must be evaluated
-        before the keystrokes that need it. Best effort: a failure here is the next request's to report."""
-        if self.endpoint.api != "llama-server":
-            return  # OpenAI-compatible servers have no evaluate-only request
+        before the keystrokes that need it. Best effort: a failure here is the next request's to report.  Only
+        llama-server with the FIM pieces: OpenAI-compatible servers have no evaluate-only request."""
+        parts = request.infill
+        if self.endpoint.api != "llama-server" or parts is None:
+            return
+        affinity_key = request.affinity_key
         url = self.endpoint.urls[self._affinity.get(affinity_key or "", 0) % len(self.endpoint.urls)]
         body = {"input_prefix": parts.prefix, "input_suffix": parts.suffix, "prompt": parts.middle,
                 "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
@@ -131,7 +136,15 @@ class RemoteEngine:
             first = body["data"][0]
             self.served_model = first.get("id") if isinstance(first, dict) else None
 
+    def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationStream:
+        stream = GenerationStream(cancel)
+        return stream.run(self._generate(request, stream))
+
     async def generate(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationResult:
+        """``stream`` to its end."""
+        return await self.stream(request, cancel).result()
+
+    async def _generate(self, request: GenerationRequest, stream: GenerationStream) -> GenerationResult:
         if self.served_model is None:
             await self.describe()
         urls = self.endpoint.urls
@@ -141,7 +154,7 @@ class RemoteEngine:
         for step in range(len(urls)):
             index = (first + step) % len(urls)
             try:
-                result = await self._generate_at(urls[index], request, cancel or CancelToken())
+                result = await self._generate_at(urls[index], request, stream)
             except EndpointUnavailable as exc:
                 failures.append(str(exc))
                 log.warning("endpoint %s: %s", self.name, exc)
@@ -150,7 +163,7 @@ class RemoteEngine:
             return result
         raise EndpointUnavailable("; ".join(failures))
 
-    async def _generate_at(self, url: str, request: GenerationRequest, cancel: CancelToken) -> GenerationResult:
+    async def _generate_at(self, url: str, request: GenerationRequest, consumer: GenerationStream) -> GenerationResult:
         path, body = self._request_body(request)
         # Audited like a cloud request: where, for which file, how much; never the content.
         sent = len(json.dumps(body).encode())
@@ -159,7 +172,7 @@ class RemoteEngine:
         self.bytes_sent += sent
         log.info("team request %s%s: file %s, %d bytes", _host(url), path, file_name, sent)
         called = time.perf_counter()
-        stream = _Stream(request, called)
+        stream = _Stream(request, called, consumer.publish)
         try:
             async with self._client.stream("POST", url.rstrip("/") + path, json=body) as response:
                 if response.status_code >= 400:
@@ -171,17 +184,20 @@ class RemoteEngine:
                         f"{url}{path} is not a {self.endpoint.api} server: it answered {kind or 'no content type'}"
                     )
                 events = 0
-                async for event in _events(response, cancel):
+                async for event in _events(response, consumer):
                     events += 1
                     if stream.push(event, self.endpoint.api):
                         break
-                if not events and not cancel.cancelled:
+                if not events and not consumer.cancelled:
                     raise EndpointUnavailable(f"{url}{path} sent a stream with no events (not a {self.endpoint.api} server?)")
         except httpx.TimeoutException as exc:
             raise EndpointUnavailable(f"{url}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
             raise EndpointUnavailable(f"{url}: {exc or type(exc).__name__}") from None
-        if cancel.cancelled:
+        if consumer.cut is not None:  # the consumer's stop: the text ends there
+            stream.text = stream.text[: consumer.cut]
+            stream.stop_reason = "stop"
+        elif consumer.cancelled:
             stream.stop_reason = "cancelled"
         return stream.result(self.served_model or self.name)
 
@@ -233,7 +249,7 @@ def _error_text(detail: str) -> str:
     return str(error or parsed)[:200]
 
 
-async def _events(response: httpx.Response, cancel: CancelToken) -> AsyncIterator[dict]:
+async def _events(response: httpx.Response, cancel: GenerationStream) -> AsyncIterator[dict]:
     """The JSON objects of a server-sent event stream; stops quietly at ``[DONE]`` or a cancel."""
     lines = response.aiter_lines()
     while not cancel.cancelled:
@@ -266,9 +282,10 @@ async def _events(response: httpx.Response, cancel: CancelToken) -> AsyncIterato
 class _Stream:
     """Text, log-probabilities and timings of one streamed answer, with the request's stop rules applied."""
 
-    def __init__(self, request: GenerationRequest, called: float) -> None:
+    def __init__(self, request: GenerationRequest, called: float, publish: Callable[[Partial], None]) -> None:
         self.request = request
         self.called = called
+        self.publish = publish
         self.text = ""
         self.logprobs: list[float] = []
         self.n_tokens = 0
@@ -276,7 +293,6 @@ class _Stream:
         self.last_token_at: float | None = None
         self.stop_reason = "length"
         self.timings: dict = {}
-        self.answered_early = False
 
     def push(self, event: dict, api: str) -> bool:
         """Take one event; True when generation should end here."""
@@ -294,7 +310,8 @@ class _Stream:
                 return True
             if self._out_of_time(now):
                 return True
-            self._maybe_answer_early(now)
+            if finished is None:
+                self.publish(self._partial(now))
         if finished is not None:
             self.stop_reason = finished
             return True
@@ -303,8 +320,6 @@ class _Stream:
     def _cut(self) -> bool:
         request = self.request
         cuts = [i for i in (self.text.find(s) for s in request.stop if s) if i >= 0]
-        if request.should_stop is not None and (cut := request.should_stop(self.text)) is not None:
-            cuts.append(cut)
         if not cuts:
             return False
         self.text = self.text[: min(cuts)]
@@ -318,18 +333,11 @@ class _Stream:
         self.stop_reason = "time_budget"
         return True
 
-    def _maybe_answer_early(self, now: float) -> None:
-        request = self.request
-        if self.answered_early or request.first_answer_s is None or request.on_first_answer is None:
-            return
-        if now - self.called < request.first_answer_s or "\n" not in self.text:
-            return  # at the first finished line after first_answer_s, as the in-process engine
-        self.answered_early = True
-        request.on_first_answer(FirstAnswer(
-            text=self.text, token_logprobs=list(self.logprobs),
-            time_to_first_token_s=(self.first_token_at or now) - self.called,
-            decode_tokens_per_s=self._decode_rate(),
-        ))
+    def _partial(self, now: float) -> Partial:
+        return Partial(
+            text=self.text, token_logprobs=list(self.logprobs), n_tokens=self.n_tokens, elapsed_s=now - self.called,
+            time_to_first_token_s=(self.first_token_at or now) - self.called, decode_tokens_per_s=self._decode_rate(),
+        )
 
     def _decode_rate(self) -> float:
         if self.n_tokens <= 1 or self.first_token_at is None or self.last_token_at in (None, self.first_token_at):

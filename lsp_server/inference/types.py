@@ -1,4 +1,4 @@
-"""The data that crosses the engine's boundary: what to generate and what came back.
+"""The data that crosses the engine's boundary: what to generate, what comes back, and what an engine offers.
 
 Kept apart from the engine so that the pipeline, the guard, benchmarks and an
 HTTP engine can share it without importing llama.cpp.
@@ -7,11 +7,25 @@ HTTP engine can share it without importing llama.cpp.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from enum import IntEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal, Protocol
+
+from lsp_server.settings import FimFamily
+
+if TYPE_CHECKING:
+    from lsp_server.inference.stream import GenerationStream
 
 StopReason = Literal["eos", "length", "stop", "cancelled", "time_budget", "error"]
+
+
+class Priority(IntEnum):
+    """How urgent a generation is: background work (pre-evaluation, speculation) yields to a request."""
+
+    BACKGROUND = 0
+    REQUEST = 1
 
 
 class CancelToken:
@@ -29,11 +43,17 @@ class CancelToken:
 
 
 @dataclass(frozen=True)
-class FirstAnswer:
-    """What a generation had produced when its ``first_answer_s`` came (it goes on meanwhile)."""
+class Partial:
+    """What a generation still running has produced so far (one item of a ``GenerationStream``)."""
 
     text: str
+    """The text so far, without an end that could still become a stop string."""
+
     token_logprobs: list[float]
+    n_tokens: int
+    elapsed_s: float
+    """Since the call, prompt included."""
+
     time_to_first_token_s: float
     decode_tokens_per_s: float
     """Delivered tokens/s after the first token so far (0 with fewer than two tokens)."""
@@ -75,16 +95,8 @@ class GenerationRequest:
     prompt_lookup: bool | None = None
     """Prompt-lookup speculation; None means the engine's setting."""
 
-    should_stop: Callable[[str], int | None] | None = None
-    """Called with the text generated so far after each step; returns a cut index to stop there, else None."""
-
-    first_answer_s: float | None = None
-    """At the first finished line (a newline generated) after this many seconds from the call, prompt included,
-    ``on_first_answer`` gets what was generated so far, once, and generation goes on; None: no early answer. A
-    generation that ends without a newline answers only at its end."""
-
-    on_first_answer: Callable[[FirstAnswer], None] | None = None
-    """Called on the engine's thread (hand the answer over to your own); must not block."""
+    priority: Priority = Priority.REQUEST
+    """Background work yields to requests (declared for pre-emption; engines run requests in order today)."""
 
     seed: int = 0
 
@@ -132,19 +144,76 @@ class GenerationResult:
         return (self.n_generated_tokens - 1) / self.decode_s
 
 
+class Vocabulary(Protocol):
+    """What a loaded model tells about its vocabulary, for the prompt template."""
+
+    @property
+    def fim_tokens(self) -> Mapping[str, str]:
+        """Text of the FIM tokens llama.cpp recognised, by role (``pre``, ``suf``, ``mid``, ``pad``, ``rep``,
+        ``sep``)."""
+        ...
+
+    def has_token(self, text: str) -> bool:
+        """Whether ``text`` is one special token of the vocabulary."""
+        ...
+
+
 class AsyncEngine(Protocol):
     """What the rest of the server needs from an engine (llama.cpp in-process, or an HTTP server)."""
 
-    name: str
+    # Read-only members (properties here, plain attributes in the engines).
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def label(self) -> str:
+        """What the status line calls this engine."""
+        ...
+
+    @property
+    def model_path(self) -> Path | None:
+        """The GGUF file of an in-process engine; None for a server."""
+        ...
+
+    @property
+    def metadata(self) -> Mapping[str, str]: ...
+
+    @property
+    def fim_family(self) -> FimFamily | None:
+        """The engine's own FIM template setting (a team endpoint's ``fimTemplate``); None: from the vocabulary."""
+        ...
+
+    @property
+    def vocabulary(self) -> Vocabulary | None:
+        """The model's vocabulary where it is at hand (in-process); None for a server."""
+        ...
+
+    @property
+    def prompt_tokens_per_s(self) -> float | None:
+        """Prompt evaluation speed measured at load; None where unknown."""
+        ...
+
+    def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationStream:
+        """Start generating: partial outputs as they come, ``cancel()``/``stop(cut)``, then ``await result()``."""
+        ...
 
     async def generate(
         self, request: GenerationRequest, cancel: CancelToken | None = None
-    ) -> GenerationResult: ...
+    ) -> GenerationResult:
+        """``stream(request, cancel)`` to its end."""
+        ...
 
-    async def prewarm(self, prompt: str) -> None:
-        """Evaluate ``prompt`` into the KV cache so a following request that shares its prefix starts fast."""
+    async def prewarm(self, request: GenerationRequest) -> None:
+        """Evaluate the request's prompt into the KV cache so a following request that shares its prefix starts
+        fast (nothing is generated)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...
+
+    def set_n_threads(self, n: int) -> None:
+        """Threads for the next request (the guard's knob; a server decides its own)."""
+        ...
+
+    def stats(self) -> dict[str, Any]: ...
 
     def close(self) -> None: ...

@@ -16,12 +16,13 @@ from pathlib import Path
 
 import pytest
 
+from lsp_server.completion.early import EarlyAnswer
 from lsp_server.completion.fim import template_for
 from lsp_server.errors import EngineError, ModelError
 from lsp_server.inference.llama.engine import LlamaEngine
 from lsp_server.inference.llama.output import Output
 from lsp_server.inference.lookup import DraftPolicy, PromptLookup
-from lsp_server.inference.types import CancelToken, GenerationRequest
+from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
 from lsp_server.settings import EngineSettings
 
 # One thread: on a small shared machine two llama.cpp threads stall at every barrier when another
@@ -61,17 +62,26 @@ def test_output_buffers_utf8_split_across_tokens():
     assert out.text == "café!"
 
 
-def test_output_stop_string_across_tokens_and_held_back_from_should_stop():
+def test_output_stop_string_across_tokens_and_held_back_from_the_partials():
     seen: list[str] = []
     pieces = {1: b"x = 1\n", 2: b"\n", 3: b"y"}
-    request = GenerationRequest(prompt="", stop=["\n\ny"], should_stop=lambda text: seen.append(text))
-    out = Output(request, pieces.__getitem__, lambda _t: False)
+    request = GenerationRequest(prompt="", stop=["\n\ny"])
+    out = Output(request, pieces.__getitem__, lambda _t: False, publish=lambda partial: seen.append(partial.text))
     assert out.push(1, 0.0) is None
     assert out.push(2, 0.0) is None
     assert out.push(3, 0.0) == "stop"
     assert out.text == "x = 1"
-    # The callback never saw the start of the stop string.
+    # The consumer never saw the start of the stop string.
     assert seen == ["x = 1", "x = 1"]
+
+
+def test_output_cut_keeps_the_tokens_up_to_the_cut():
+    pieces = {1: b"ab", 2: b"cd", 3: b"ef"}
+    out = Output(GenerationRequest(prompt="", max_tokens=10), pieces.__getitem__, lambda _t: False)
+    for token in (1, 2, 3):
+        out.push(token, -0.1 * token)
+    out.cut(3)
+    assert out.text == "abc" and out.tokens == [1, 2] and out.logprobs == [-0.1, -0.2]
 
 
 def test_lookup_drafts_what_followed_the_newest_ngram_and_follows_an_accepted_copy():
@@ -134,7 +144,7 @@ def test_max_tokens_and_logprobs(engine: LlamaEngine):
 
 
 @pytest.mark.model
-def test_stop_strings_and_should_stop(engine: LlamaEngine):
+def test_stop_strings_and_the_consumers_cut(engine: LlamaEngine):
     full = engine.generate_blocking(greedy(STORY, max_tokens=40)).text
     assert len(full) > 20
     marker = full[12:16]  # may span tokens
@@ -144,9 +154,14 @@ def test_stop_strings_and_should_stop(engine: LlamaEngine):
     assert stopped.stop_reason == "stop"
     assert stopped.text == expected
 
-    cut = engine.generate_blocking(
-        greedy(STORY, max_tokens=40, should_stop=lambda text: 5 if len(text) >= 8 else None)
-    )
+    async def cut_at_5_after_8() -> GenerationResult:
+        stream = engine.stream(greedy(STORY, max_tokens=40))
+        async for partial in stream:
+            if len(partial.text) >= 8:
+                stream.stop(5)
+        return await stream.result()
+
+    cut = asyncio.run(cut_at_5_after_8())
     assert cut.stop_reason == "stop"
     assert cut.text == full[:5]
 
@@ -160,23 +175,26 @@ def test_time_budget_stops_generation(engine: LlamaEngine):
 
 
 @pytest.mark.model
-def test_cancel_from_another_thread_stops_within_a_step(engine: LlamaEngine):
+async def test_cancel_from_another_thread_stops_within_a_step(engine: LlamaEngine):
     cancel = CancelToken()
-    steps: list[str] = []
     at_cancel: dict[str, float] = {}
+    stream = engine.stream(greedy(STORY, max_tokens=400), cancel)
+
+    def steps() -> int:  # tokens generated so far, as the engine thread published them
+        return stream.latest.n_tokens if stream.latest is not None else 0
 
     def canceller() -> None:
-        while len(steps) < 5:
+        while steps() < 5:
             time.sleep(0.001)
-        at_cancel.update(steps=len(steps), time=time.perf_counter())
+        at_cancel.update(steps=steps(), time=time.perf_counter())
         cancel.cancel()
 
     thread = threading.Thread(target=canceller)
     thread.start()
-    result = engine.generate_blocking(greedy(STORY, max_tokens=400, should_stop=steps.append), cancel)
+    result = await stream.result()
     thread.join()
     assert result.stop_reason == "cancelled"
-    assert len(steps) - at_cancel["steps"] <= 2  # stopped within one token step of the cancel
+    assert result.n_generated_tokens - at_cancel["steps"] <= 2  # stopped within one token step of the cancel
 
 
 @pytest.mark.model
@@ -250,9 +268,13 @@ async def test_async_generate_does_not_block_the_event_loop(engine: LlamaEngine)
 
 @pytest.mark.model
 async def test_cancelling_the_task_stops_the_generation(engine: LlamaEngine):
-    steps: list[str] = []
-    task = asyncio.create_task(engine.generate(greedy(STORY, max_tokens=1000, should_stop=steps.append)))
-    while len(steps) < 3:
+    stream = engine.stream(greedy(STORY, max_tokens=1000))
+    task = asyncio.create_task(stream.result())
+
+    def steps() -> int:
+        return stream.latest.n_tokens if stream.latest is not None else 0
+
+    while steps() < 3:
         await asyncio.sleep(0.01)
     task.cancel()
     with pytest.raises(asyncio.CancelledError):
@@ -260,7 +282,20 @@ async def test_cancelling_the_task_stops_the_generation(engine: LlamaEngine):
     # The worker is free again: the next request runs (it would queue behind 1,000 tokens otherwise).
     result = await engine.generate(greedy(STORY, max_tokens=2))
     assert result.n_generated_tokens == 2
-    assert len(steps) < 20  # the cancelled generation stopped soon after the cancel
+    assert steps() < 20  # the cancelled generation stopped soon after the cancel
+
+
+@pytest.mark.model
+async def test_a_slow_consumer_never_holds_up_decoding(engine: LlamaEngine):
+    stream = engine.stream(greedy(STORY, max_tokens=48))
+    seen = []
+    async for partial in stream:
+        seen.append(partial)
+        await asyncio.sleep(0.2)  # far slower than a token step: partials are coalesced, decoding goes on
+    result = await stream.result()
+    assert result.n_generated_tokens == 48 and len(seen) < 48
+    assert all(result.text.startswith(partial.text) for partial in seen)
+    assert [p.n_tokens for p in seen] == sorted({p.n_tokens for p in seen})  # newer each time, never repeated
 
 
 @pytest.mark.model
@@ -310,10 +345,16 @@ def test_closed_engine_refuses_work(smollm_path: Path):
         engine.generate_blocking(greedy(STORY))
 
 
+async def answered_early(engine: LlamaEngine, request: GenerationRequest, after_s: float):
+    """(early answers, result) of ``request`` followed as the completion pipeline does."""
+    stream = engine.stream(request)
+    answer = EarlyAnswer(after_s)
+    answers = [partial async for partial in stream if answer.due(partial)]
+    return answers, await stream.result()
+
+
 def test_first_answer_hands_over_the_text_so_far_once_and_generation_goes_on(engine: LlamaEngine):
-    answers = []
-    request = greedy(COPY, max_tokens=40, first_answer_s=0.0, on_first_answer=answers.append)
-    result = engine.generate_blocking(request)
+    answers, result = asyncio.run(answered_early(engine, greedy(COPY, max_tokens=40), 0.0))
     assert len(answers) == 1
     first = answers[0]
     assert "\n" in first.text and result.text.startswith(first.text)  # at the first finished line
@@ -325,8 +366,7 @@ def test_first_answer_hands_over_the_text_so_far_once_and_generation_goes_on(eng
 
 
 def test_a_generation_done_before_its_first_answer_time_never_answers_early(engine: LlamaEngine):
-    answers = []
-    engine.generate_blocking(greedy(STORY, max_tokens=4, first_answer_s=60.0, on_first_answer=answers.append))
+    answers, _result = asyncio.run(answered_early(engine, greedy(STORY, max_tokens=4), 60.0))
     assert answers == []
 
 

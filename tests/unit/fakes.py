@@ -7,6 +7,7 @@ from pathlib import Path
 from lsp_server.completion.fim import TEMPLATES
 from lsp_server.completion.service import CompletionService
 from lsp_server.inference.guard import LatencyGuard, build_ladder
+from lsp_server.inference.stream import GenerationStream
 from lsp_server.inference.types import GenerationRequest, GenerationResult
 from lsp_server.settings import GearshiftSettings
 
@@ -14,8 +15,12 @@ MODEL = "smollm2-135m"
 
 
 class FakeEngine:
+    name = MODEL
+    label = MODEL
     model_path = Path("/nowhere/model.gguf")
     metadata: dict = {}
+    fim_family = None
+    vocabulary = None
     prompt_tokens_per_s = None
 
     def __init__(self) -> None:
@@ -24,6 +29,10 @@ class FakeEngine:
 
     def set_n_threads(self, n: int) -> None:
         pass
+
+    def stream(self, request: GenerationRequest, cancel=None) -> GenerationStream:
+        """The result of ``generate`` (which stand-ins override), with no partial outputs on the way."""
+        return GenerationStream(cancel).run(self.generate(request, cancel))
 
     async def generate(self, request: GenerationRequest, cancel=None) -> GenerationResult:
         self.requests.append(request)
@@ -35,8 +44,14 @@ class FakeEngine:
     def count_tokens(self, text: str) -> int:
         return len(text) // 3 + 1
 
-    async def prewarm(self, prompt: str) -> None:
-        self.prewarmed.append(prompt)
+    async def prewarm(self, request: GenerationRequest) -> None:
+        self.prewarmed.append(request.prompt)
+
+    def stats(self) -> dict:
+        return {"model": self.name}
+
+    def close(self) -> None:
+        pass
 
 
 class FakeTiers:

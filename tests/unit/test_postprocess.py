@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from lsp_server.completion.context import build_context
+from lsp_server.completion.healing import dedent_start
 from lsp_server.completion.postprocess import make_stop_checker, postprocess
-from lsp_server.completion.service import _dedent_start
 from lsp_server.syntax.lexer import CLOSERS, MATCHING, OPENERS, STRING
 
 CURSOR = "█"
@@ -616,15 +616,15 @@ def test_stop_checker_agrees_with_postprocess(case, raw, step):
     assert postprocess(kept, ctx, max_lines=4) == postprocess(raw, ctx, max_lines=4)
 
 
-# The service takes token-boundary whitespace off before post-processing (_dedent_start); post-processing
+# The service takes token-boundary whitespace off before post-processing (healing.dedent_start); post-processing
 # itself only cuts (test_output_invariants).
 
 
 def test_over_indented_start_is_stripped_where_the_indentation_is_already_typed():
     ctx = make("def f(xs):\n    total = 0\n    █\n    return total\n", "python")
-    assert postprocess(_dedent_start(" total += sum(xs)", ctx), ctx, max_lines=8) == "total += sum(xs)"
+    assert postprocess(dedent_start(" total += sum(xs)", ctx), ctx, max_lines=8) == "total += sum(xs)"
 
 
 def test_leading_whitespace_is_kept_where_the_line_still_needs_indentation():
     ctx = make("def f(xs):\n█\n", "python")
-    assert postprocess(_dedent_start("    return xs", ctx), ctx, max_lines=8) == "    return xs"
+    assert postprocess(dedent_start("    return xs", ctx), ctx, max_lines=8) == "    return xs"

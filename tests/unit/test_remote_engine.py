@@ -8,6 +8,7 @@ import socket
 import pytest
 
 from lsp_server.cloud.endpoints import remote_refusal
+from lsp_server.completion.early import EarlyAnswer
 from lsp_server.errors import EndpointUnavailable
 from lsp_server.inference.guard import build_ladder
 from lsp_server.inference.remote import RemoteEngine
@@ -70,10 +71,14 @@ async def test_openai_completions_stream_with_model_and_key(fake_team_server, mo
     assert sent["headers"]["Authorization"] == "Bearer sk-team-123"
 
 
-async def test_should_stop_cuts_and_closes_the_stream(fake_team_server):
+async def test_the_consumers_cut_stops_and_closes_the_stream(fake_team_server):
     fake_team_server.script(Pieces(("x = 1", "\n", "y = 2", "\n", "z = 3"), delay_s=0.05))
     engine = engine_for(fake_team_server.url)
-    result = await engine.generate(request(should_stop=lambda text: text.find("\n") if "\n" in text else None))
+    stream = engine.stream(request())
+    async for partial in stream:
+        if "\n" in partial.text:
+            stream.stop(partial.text.find("\n"))
+    result = await stream.result()
     assert result.text == "x = 1" and result.stop_reason == "stop"
 
 
@@ -94,8 +99,10 @@ async def test_cancel_closes_the_stream_mid_generation(fake_team_server):
 async def test_early_answer_and_time_budget(fake_team_server):
     fake_team_server.script(Pieces(("a", "b\n", "c", "d", "e\n", "f", "g", "h", "i", "j"), delay_s=0.1))
     engine = engine_for(fake_team_server.url)
-    early = []
-    result = await engine.generate(request(first_answer_s=0.05, on_first_answer=early.append, time_budget_s=0.5))
+    stream = engine.stream(request(time_budget_s=0.5))
+    answer = EarlyAnswer(0.05)
+    early = [partial async for partial in stream if answer.due(partial)]
+    result = await stream.result()
     assert len(early) == 1 and early[0].text == "ab\n"  # the first finished line after first_answer_s
     assert result.stop_reason == "time_budget" and len(result.text) < 10
 

@@ -120,12 +120,12 @@ def test_every_family_keeps_the_middle_last():
 
 
 def test_a_space_typed_last_is_held_back_from_the_prompt_and_taken_off_the_answer():
-    from lsp_server.completion.service import _heal, _unspaced
+    from lsp_server.completion.healing import heal, unspaced
 
-    assert _unspaced("return ") == "return"
-    assert _unspaced("x = 1\n    ") == "x = 1\n    "  # indentation stays
+    assert unspaced("return ") == "return"
+    assert unspaced("x = 1\n    ") == "x = 1\n    "  # indentation stays
     ctx = context(HEAD + "    return " + TAIL, len(HEAD) + len("    return "))
-    assert _heal(" a - b", ctx) == "a - b"  # the model's own space, not a second one
-    assert _heal("a - b", ctx) == "a - b"
+    assert heal(" a - b", ctx) == "a - b"  # the model's own space, not a second one
+    assert heal("a - b", ctx) == "a - b"
     indented = context(HEAD + "    " + TAIL, len(HEAD) + 4)
-    assert _heal("    return", indented) == "    return"  # nothing held back on an indentation-only line
+    assert heal("    return", indented) == "    return"  # nothing held back on an indentation-only line

@@ -43,7 +43,7 @@ def probe_cache_path() -> Path:
 
 
 def _never_stopped() -> StopFlag:
-    return StopFlag(None, threading.Event())
+    return StopFlag(threading.Event())
 
 
 def measure_prompt_speed(model: Model, context: Context) -> float:

@@ -21,6 +21,7 @@ from llama_cpp._internals import LlamaBatch, LlamaContext
 from lsp_server.errors import EngineError
 from lsp_server.inference.llama.log import LLAMA_LOG
 from lsp_server.inference.llama.model import Model
+from lsp_server.inference.stream import GenerationStream
 from lsp_server.inference.types import CancelToken, StopReason
 from lsp_server.settings import EngineSettings
 
@@ -54,22 +55,17 @@ def common_prefix(a: list[int], b: list[int]) -> int:
 
 
 class StopFlag:
-    """What a running request checks between decode steps: the caller's token, its own, engine close."""
+    """What a running request checks between decode steps: any of its cancel tokens, or the engine closing."""
 
-    __slots__ = ("_caller", "_own", "_closing")
+    __slots__ = ("_tokens", "_closing")
 
-    def __init__(self, caller: CancelToken | None, closing: threading.Event) -> None:
-        self._caller = caller
-        self._own = threading.Event()
+    def __init__(self, closing: threading.Event, *tokens: CancelToken | GenerationStream | None) -> None:
+        self._tokens = tuple(token for token in tokens if token is not None)
         self._closing = closing
-
-    def set(self) -> None:
-        self._own.set()
 
     @property
     def cancelled(self) -> bool:
-        caller = self._caller
-        return self._own.is_set() or self._closing.is_set() or (caller is not None and caller.cancelled)
+        return self._closing.is_set() or any(token.cancelled for token in self._tokens)
 
 
 class Context:

@@ -33,7 +33,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 from lsp_server.errors import EngineError
 from lsp_server.inference.llama import calibrate, decode
@@ -43,11 +43,9 @@ from lsp_server.inference.llama.model import Model
 from lsp_server.inference.llama.output import Output
 from lsp_server.inference.llama.threads import default_n_threads
 from lsp_server.inference.lookup import DraftPolicy
-from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult
+from lsp_server.inference.stream import GenerationStream
+from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, Vocabulary
 from lsp_server.settings import EngineSettings, FimFamily
-
-if TYPE_CHECKING:
-    from lsp_server.completion.fim import Vocabulary
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +166,10 @@ class LlamaEngine:
     def n_threads(self) -> int:
         return self._n_threads_wanted
 
+    @property
+    def label(self) -> str:
+        return self.name
+
     def stats(self) -> dict[str, Any]:
         """Figures of the last request and the engine's state, for logs, status bars and benchmarks."""
         context = self._context
@@ -201,36 +203,37 @@ class LlamaEngine:
     ) -> GenerationResult:
         """Generate on the worker thread and wait for it (CLI, benchmarks, tests)."""
         started = time.perf_counter()
-        flag = StopFlag(cancel, self._closing)
+        flag = StopFlag(self._closing, cancel)
         if threading.current_thread() is self._worker_thread:
-            return self._generate(request, flag, started)
-        return self._submit(self._generate, request, flag, started, generation=True).result()
+            return self._generate(request, flag, started, None)
+        return self._submit(self._generate, request, flag, started, None, generation=True).result()
+
+    def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationStream:
+        """Generate on the worker thread; partial outputs come on the event loop without ever blocking it."""
+        started = time.perf_counter()
+        stream = GenerationStream(cancel)
+        flag = StopFlag(self._closing, stream)
+        future = self._submit(self._generate, request, flag, started, stream, generation=True)
+        return stream.run(asyncio.wrap_future(future))
 
     async def generate(
         self, request: GenerationRequest, cancel: CancelToken | None = None
     ) -> GenerationResult:
-        """Generate on the worker thread without blocking the event loop; cancelling the task stops it."""
-        started = time.perf_counter()
-        flag = StopFlag(cancel, self._closing)
-        future = self._submit(self._generate, request, flag, started, generation=True)
-        try:
-            return await asyncio.wrap_future(future)
-        except asyncio.CancelledError:
-            flag.set()
-            raise
+        """``stream`` to its end; cancelling the awaiting task stops the generation."""
+        return await self.stream(request, cancel).result()
 
-    async def prewarm(self, prompt: str, cancel: CancelToken | None = None) -> None:
-        """Evaluate ``prompt`` into the KV cache; gives way as soon as a generation is waiting."""
-        flag = StopFlag(cancel, self._closing)
-        future = self._submit(self._prewarm, prompt, flag)
+    async def prewarm(self, request: GenerationRequest) -> None:
+        """Evaluate ``request.prompt`` into the KV cache; gives way as soon as a generation is waiting."""
+        own = CancelToken()
+        future = self._submit(self._prewarm, request.prompt, StopFlag(self._closing, own))
         try:
             await asyncio.wrap_future(future)
         except asyncio.CancelledError:
-            flag.set()
+            own.cancel()
             raise
 
     def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None) -> None:
-        self._submit(self._prewarm, prompt, StopFlag(cancel, self._closing)).result()
+        self._submit(self._prewarm, prompt, StopFlag(self._closing, cancel)).result()
 
     def reset_cache(self) -> None:
         """Empty the KV cache (benchmarks measure cold prompt evaluation with it)."""
@@ -276,10 +279,12 @@ class LlamaEngine:
             " (gave way)" if reason else "",
         )
 
-    def _generate(self, request: GenerationRequest, flag: StopFlag, called: float) -> GenerationResult:
+    def _generate(
+        self, request: GenerationRequest, flag: StopFlag, called: float, stream: GenerationStream | None
+    ) -> GenerationResult:
         if self._closing.is_set():
             raise EngineError(f"the {self.name} engine is closed")
-        result = self._run(request, flag, called)
+        result = self._run(request, flag, called, stream)
         self._last = result
         log.debug(
             "generate %s: prompt=%d reused=%d gen=%d stop=%s ttft=%.3fs tok/s=%.1f draft=%d/%d",
@@ -295,7 +300,9 @@ class LlamaEngine:
         )
         return result
 
-    def _run(self, request: GenerationRequest, flag: StopFlag, called: float) -> GenerationResult:
+    def _run(
+        self, request: GenerationRequest, flag: StopFlag, called: float, stream: GenerationStream | None
+    ) -> GenerationResult:
         started = time.perf_counter()
         model, context = self._require()
         context.set_n_threads(self._n_threads_wanted)
@@ -311,7 +318,7 @@ class LlamaEngine:
             )
         greedy = request.temperature <= 0
         lookup_on = self._settings.prompt_lookup if request.prompt_lookup is None else request.prompt_lookup
-        out = Output(request, model.piece, model.is_eog, called)
+        out = Output(request, model.piece, model.is_eog, called, stream.publish if stream is not None else None)
 
         reused = context.reuse_prefix(prompt, need_logits=True)
         # The prompt has no time budget (a request stuck behind a long one is cancelled by the next keystroke
@@ -341,6 +348,9 @@ class LlamaEngine:
                 if sampler is not None:
                     decode.free_sampler(sampler)
         finished = time.perf_counter()
+        if stream is not None and stream.cut is not None:  # the consumer's stop: its text ends there
+            reason = "stop"
+            finished = out.cut(stream.cut) or finished
         return GenerationResult(
             text=out.text,
             stop_reason=reason or "length",

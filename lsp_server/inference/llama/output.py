@@ -1,37 +1,32 @@
 """Generated tokens to text: UTF-8 assembled across tokens, stop strings, text held back while it could still
-become one, and the request's other ends (end of generation, ``max_tokens``, the caller's cut, the early answer)."""
+become one, ``max_tokens``, the partial outputs a stream shows, and the consumer's cut."""
 
 from __future__ import annotations
 
 import codecs
-import logging
-import math
 import time
 from collections.abc import Callable
 
-from lsp_server.inference.types import FirstAnswer, GenerationRequest, StopReason
-
-log = logging.getLogger(__name__)
+from lsp_server.inference.types import GenerationRequest, Partial, StopReason
 
 
 class Output:
-    """Turns generated tokens into text and decides when to stop (EOG, stop strings, callback, length)."""
+    """Turns generated tokens into text and decides when to stop (EOG, stop strings, length)."""
 
     __slots__ = (
         "text",
         "tokens",
         "logprobs",
+        "_ends",
+        "_times",
         "_decoder",
         "_stops",
         "_stop_max",
-        "_should_stop",
         "_max_tokens",
         "_piece",
         "_is_eog",
         "_called",
-        "_first_token_at",
-        "_first_answer_at",
-        "_on_first_answer",
+        "_publish",
     )
 
     def __init__(
@@ -40,33 +35,30 @@ class Output:
         piece: Callable[[int], bytes],
         is_eog: Callable[[int], bool],
         called: float = 0.0,
+        publish: Callable[[Partial], None] | None = None,
     ) -> None:
         self.text = ""
         self.tokens: list[int] = []
         self.logprobs: list[float] = []
+        self._ends: list[int] = []  # len(text) after each token
+        self._times: list[float] = []  # when each token came
         # Holds the bytes of a UTF-8 character split across tokens until it is complete.
         self._decoder = codecs.getincrementaldecoder("utf-8")("replace")
         self._stops = [stop for stop in request.stop if stop]
         self._stop_max = max((len(stop) for stop in self._stops), default=0)
-        self._should_stop = request.should_stop
         self._max_tokens = request.max_tokens
         self._piece = piece
         self._is_eog = is_eog
         self._called = called
-        self._first_token_at = 0.0
-        self._on_first_answer = request.on_first_answer
-        self._first_answer_at = (
-            called + request.first_answer_s
-            if request.on_first_answer is not None and request.first_answer_s is not None
-            else math.inf
-        )
+        self._publish = publish
 
     def push(self, token: int, logprob: float) -> StopReason | None:
-        """Add one generated token; returns why generation must stop, or None to go on."""
+        """Add one generated token; returns why generation must stop, or None to go on (and publishes a partial)."""
         if self._is_eog(token):
             return "eos"
         self.tokens.append(token)
         self.logprobs.append(logprob)
+        self._times.append(time.perf_counter())
         piece = self._piece(token)
         chunk = self._decoder.decode(piece) if piece else ""
         if chunk:
@@ -81,38 +73,39 @@ class Output:
                         cut = at
                 if cut >= 0:
                     self.text = text[:cut]
+                    self._ends.append(cut)
                     return "stop"
             self.text = text
-            if self._should_stop is not None:
-                visible = self.visible(text)
-                cut_at = self._should_stop(visible)
-                if cut_at is not None:
-                    self.text = text[: max(0, min(cut_at, len(visible)))]
-                    return "stop"
+        self._ends.append(len(self.text))
         if len(self.tokens) >= self._max_tokens:
             return "length"
-        if len(self.tokens) == 1:
-            self._first_token_at = time.perf_counter()
-        if self._first_answer_at != math.inf and time.perf_counter() >= self._first_answer_at and "\n" in self.text:
-            self._answer_first()  # a finished line at least: what is shown early must not change meaning
+        if self._publish is not None:
+            self._publish(self.partial())
         return None
 
-    def _answer_first(self) -> None:
-        """Hand what was generated so far to ``on_first_answer`` (once): the caller shows it while we go on."""
-        self._first_answer_at = math.inf
-        now = time.perf_counter()
-        visible = self.visible(self.text)
-        n = len(self.tokens)
-        answer = FirstAnswer(
-            text=visible,
+    def partial(self) -> Partial:
+        """What a consumer sees of the generation so far."""
+        times = self._times
+        n = len(times)
+        now = times[-1] if times else self._called
+        first = times[0] if times else now
+        return Partial(
+            text=self.visible(self.text),
             token_logprobs=list(self.logprobs),
-            time_to_first_token_s=self._first_token_at - self._called,
-            decode_tokens_per_s=(n - 1) / (now - self._first_token_at) if n > 1 and now > self._first_token_at else 0.0,
+            n_tokens=n,
+            elapsed_s=now - self._called,
+            time_to_first_token_s=first - self._called,
+            decode_tokens_per_s=(n - 1) / (now - first) if n > 1 and now > first else 0.0,
         )
-        try:
-            self._on_first_answer(answer)  # type: ignore[misc]
-        except Exception:  # the caller's bug must not end the generation
-            log.exception("on_first_answer failed")
+
+    def cut(self, at: int) -> float | None:
+        """Cut the text at ``at`` (the consumer's stop) and drop the tokens after the one that reached it; returns
+        when that token came (None without tokens)."""
+        at = max(0, min(at, len(self.text)))
+        self.text = self.text[:at]
+        keep = next((i + 1 for i, end in enumerate(self._ends) if end >= at), len(self.tokens))
+        del self.tokens[keep:], self.logprobs[keep:], self._ends[keep:], self._times[keep:]
+        return self._times[-1] if self._times else None
 
     def visible(self, text: str) -> str:
         """``text`` without an end that could still become a stop string."""
