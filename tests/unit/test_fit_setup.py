@@ -12,20 +12,11 @@ from lsp_server.cli.fit import options_from_args
 from lsp_server.inference import machine
 from lsp_server.inference.fit import measure_model, notes
 from lsp_server.inference.machine import MachineMemory
-from lsp_server.inference.models import CATALOG, locate_part
 from lsp_server.inference.sizing import FitOptions, fit_model
 from lsp_server.inference.tiers import TierManager
 from lsp_server.settings import EngineSettings, GearshiftSettings, ModelSettings
 
 PLENTY = MachineMemory(ram_total_bytes=64 << 30, ram_available_bytes=60 << 30)
-
-
-@pytest.fixture(scope="module")
-def smollm_path() -> Path:
-    path = locate_part(CATALOG["smollm2-135m"].parts[0])
-    if path is None:
-        pytest.skip(f"smollm2-135m is not installed: {CATALOG['smollm2-135m'].install_hint}")
-    return path
 
 
 class _RecordingEngine:
