@@ -33,6 +33,18 @@ class EarlyAnswer:
         return True
 
 
+def finished_lines(text: str) -> int | None:
+    """Where an early answer's ``text`` is cut: after its last finished line; None when no line is finished.
+
+    The unfinished last line is left out whole: any prefix of it can mean something else than the line will
+    (``return`` where the model goes on to write a condition, ``total = sum`` for ``total = sum(values)``,
+    ``x = f(a)`` for ``x = f(a) + 1``), and one that happens to parse says nothing about where the model stops.
+    A single-line position is therefore never answered early: its answer comes when its line ends.
+    """
+    cut = text.rfind("\n") + 1
+    return cut if text[:cut].strip() else None
+
+
 class FollowedGeneration:
     """A generation's stream with the request's stop rules applied to each partial as it comes."""
 

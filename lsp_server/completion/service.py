@@ -25,7 +25,7 @@ from lsp_server.completion import healing
 from lsp_server.completion.cache import SuggestionCache
 from lsp_server.completion.confidence import confidence_of_kept
 from lsp_server.completion.context import CompletionContext, build_context
-from lsp_server.completion.early import EarlyAnswer, FollowedGeneration
+from lsp_server.completion.early import EarlyAnswer, FollowedGeneration, finished_lines
 from lsp_server.completion.fim import FimTemplate, template_for
 from lsp_server.completion.neighbours import RecentFiles
 from lsp_server.completion.postprocess import StopChecker, make_stop_checker, postprocess
@@ -291,19 +291,13 @@ class CompletionService:
         return outcome
 
     def _shown_early(self, job: _Job, answer: Partial) -> CompletionOutcome:
-        """``_shown`` for the text so far of a generation still running: its finished lines only, or nothing.
-
-        The unfinished last line is left out whole: any prefix of it can mean something else than the line will
-        (``return`` where the model goes on to write a condition, ``total = sum`` for ``total = sum(values)``,
-        ``x = f(a)`` for ``x = f(a) + 1``), and one that happens to parse says nothing about where the model stops.
-        A single-line position is therefore never answered early: its answer comes when its line ends.
-        """
-        finished = answer.text[: answer.text.rfind("\n") + 1]
-        if not finished.strip():
+        """``_shown`` for the text so far of a generation still running: its finished lines only, or nothing."""
+        cut = finished_lines(answer.text)
+        if cut is None:
             outcome = CompletionOutcome(suggestion=None, tier=job.rung.name, hidden_reason="no finished line yet")
             outcome.latency_ms = (time.perf_counter() - job.started) * 1000
             return outcome
-        return self._shown(job, answer.text, answer.token_logprobs, truncated=False, cut=len(finished))
+        return self._shown(job, answer.text, answer.token_logprobs, truncated=False, cut=cut)
 
     def _shown(
         self, job: _Job, generated: str, logprobs: list[float], *, truncated: bool, cut: int | None = None
