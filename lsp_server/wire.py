@@ -67,13 +67,11 @@ class CompletionStatus(CompletionFigures):
     """The whole generation of a request answered early (``completion.firstAnswerMs``), finished after its answer."""
 
     @classmethod
-    def of(cls, outcome: CompletionOutcome) -> dict[str, Any]:
-        """The notification's params: these figures, plus the guard's shift and the pipeline's extras when present."""
-        status = cls(
+    def of(cls, outcome: CompletionOutcome) -> CompletionStatus:
+        return cls(
             **_figures(outcome), cache_hit=outcome.cache_hit, stop_reason=outcome.stop_reason,
             hidden=outcome.hidden_reason or None, background=True if outcome.background else None,
-        ).to_json()
-        return {**status, **(outcome.shift or {}), **outcome.extras}
+        )
 
 
 class CompletionResult(CompletionFigures):

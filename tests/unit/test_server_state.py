@@ -46,8 +46,13 @@ async def test_background_outcomes_reach_the_status_from_start_up(monkeypatch: p
     assert server.completions is not None and server.guard is server.completions.guard
     # No completion request yet: the rest of an early answer would still reach the status.
     assert server.completions.on_background_outcome == server.report_completion
-    server.completions.on_background_outcome(CompletionOutcome(suggestion="x", tier=MODEL, background=True))
+    server.completions.on_background_outcome(CompletionOutcome(
+        suggestion="x", tier=MODEL, background=True, shift={"reason": "r", "shiftTo": "a"},
+        extras={"promptTokens": 10, "uri": "file:///a.py"},
+    ))
     assert sent[-1]["background"] is True and sent[-1]["tier"] == MODEL and sent[-1]["state"] == "ready"
+    # the guard's shift and the pipeline's figures travel in the same status
+    assert (sent[-1]["shiftTo"], sent[-1]["promptTokens"], sent[-1]["uri"]) == ("a", 10, "file:///a.py")
 
 
 def test_arguments_are_structured_into_their_types() -> None:

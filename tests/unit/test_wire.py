@@ -37,16 +37,13 @@ def test_every_key_is_camel_case(model: type[WireModel]) -> None:
 
 def test_a_completion_status_has_the_documented_keys() -> None:
     outcome = CompletionOutcome(suggestion="x", tier="smollm2-135m", tokens_per_s=42.0, latency_ms=12.34,
-                                generated_tokens=5, stop_reason="stop", shift={"reason": "r", "shiftTo": "a"},
-                                extras={"promptTokens": 10})
-    status = CompletionStatus.of(outcome)
-    assert status == {
+                                generated_tokens=5, stop_reason="stop")
+    assert CompletionStatus.of(outcome).to_json() == {
         "state": "ready", "tier": "smollm2-135m", "tokensPerSecond": 42.0, "timeToFirstTokenMs": None,
         "latencyMs": 12.3, "cacheHit": False, "confidence": None, "stopReason": "stop", "generatedTokens": 5,
-        "reason": "r", "shiftTo": "a", "promptTokens": 10,
     }  # no "hidden" or "background" key: those are only sent when they apply
     hidden = CompletionStatus.of(CompletionOutcome(suggestion=None, tier="t", hidden_reason="repeat", background=True))
-    assert hidden["hidden"] == "repeat" and hidden["background"] is True
+    assert hidden.to_json()["hidden"] == "repeat" and hidden.to_json()["background"] is True
 
 
 def test_gearshift_complete_json_keys() -> None:
