@@ -40,6 +40,8 @@ STATUS_NOTIFICATION = "gearshift/status"
 class GearshiftServer(LanguageServer):
     """A LanguageServer holding Gearshift's shared state; features read it through ``server``."""
 
+    protocol: GearshiftProtocol
+
     def __init__(self, settings: GearshiftSettings | None = None) -> None:
         converter = command_arguments.converter()
         super().__init__(

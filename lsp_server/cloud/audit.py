@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from lsp_server.cloud.redaction import Redaction
 from lsp_server.wire import WireModel
@@ -23,8 +23,10 @@ from lsp_server.wire import WireModel
 log = logging.getLogger("gearshift.cloud.audit")
 
 
-class AuditRecord(WireModel, frozen=True):
+class AuditRecord(WireModel):
     """What one cloud request carried, in sizes and names only (camelCase in the status command)."""
+
+    model_config = ConfigDict(frozen=True)
 
     task: str
     file_name: str | None

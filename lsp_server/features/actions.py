@@ -292,9 +292,10 @@ def register(server) -> None:
 
     @server.command("gearshift.review")
     async def review(ls, arguments: ReviewArguments | None = None) -> dict[str, Any]:
-        kind = REVIEW_KINDS.get(arguments.kind if arguments is not None else "data_race")
+        requested = arguments.kind if arguments is not None else "data_race"
+        kind = REVIEW_KINDS.get(requested)
         if kind is None:
-            raise RequestRefused(f"Unknown review kind {arguments.kind!r}; use data_race or security")
+            raise RequestRefused(f"Unknown review kind {requested!r}; use data_race or security")
         return await answer(ls, kind, arguments, "Data-race review" if kind == "review_data_race" else "Security review")
 
     @server.command("gearshift.reviewSecurity")

@@ -8,6 +8,7 @@ argument is refused with one sentence naming the field, not a cattrs exception.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -70,8 +71,10 @@ def _text(value: Any, kind: Any) -> str | None:
 
 def _structure_hook(conv: cattrs.Converter, kind: type) -> Any:
     attrs.resolve_types(kind)
-    strict = {field.name: override(struct_hook=_text) for field in attrs.fields(kind) if field.type in (str, str | None)}
-    build = make_dict_structure_fn(kind, conv, **strict)
+    strict: dict[str, Any] = {
+        field.name: override(struct_hook=_text) for field in attrs.fields(kind) if field.type in (str, str | None)
+    }
+    build: Callable[[Any, type], Any] = make_dict_structure_fn(kind, conv, **strict)
     expected = "{" + ", ".join(field.name for field in attrs.fields(kind)) + "}"
 
     def structure_arguments(value: Any, _kind: type) -> Any:

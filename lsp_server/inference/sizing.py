@@ -156,17 +156,17 @@ class ModelFit(WireModel):
     verdict: str = ""
     """Why this model was or was not recommended."""
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
     @property
     def kv_bytes(self) -> int:
         return self.kv_k_bytes + self.kv_v_bytes
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
     @property
     def tok_s(self) -> float | None:
         return self.measured_tok_s if self.measured_tok_s is not None else self.estimated_tok_s
 
-    @computed_field
+    @computed_field  # type: ignore[prop-decorator]  # pydantic's documented form
     @property
     def tok_s_source(self) -> str:
         return "measured" if self.measured_tok_s is not None else "estimate"
