@@ -11,24 +11,18 @@ import argparse
 import asyncio
 import sys
 import time
-from collections import Counter
 from contextlib import ExitStack
-from datetime import datetime, timezone
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from lsp_server.errors import GearshiftError
 
 if TYPE_CHECKING:  # the evaluation modules load the pipeline; `gearshift --help` should not
     from lsp_server.evaluation.metrics import SampleResult, TierSummary
-    from lsp_server.evaluation.recommend import Recommendation
-    from lsp_server.evaluation.repository import RepositoryFiles
+    from lsp_server.evaluation.report import Measured
     from lsp_server.evaluation.runner import CheckSample
     from lsp_server.evaluation.sampling import Sample
     from lsp_server.settings import GearshiftSettings
-
-Measured = list[tuple["TierSummary", list["SampleResult"]]]
-"""Per tier: its summary and its per-sample results."""
 
 DEFAULT_SAMPLES = 60
 
@@ -191,58 +185,9 @@ async def _measure(
     return measured
 
 
-def hidden_reasons(results: list[SampleResult]) -> dict[str, int]:
-    """How many suggestions each reason hid, most first (``confidence 0.12 below 0.25`` counts as ``confidence``)."""
-    reasons: Counter[str] = Counter()
-    for result in results:
-        if not result.shown:
-            reason = result.hidden_reason or "nothing"
-            reasons["confidence" if reason.startswith("confidence") else reason] += 1
-    return dict(reasons.most_common())
-
-
-def _camel(record: dict[str, Any]) -> dict[str, Any]:
-    from pydantic.alias_generators import to_camel
-
-    return {to_camel(key): value for key, value in record.items()}
-
-
-def build_report(
-    *, root: Path, path: Path, commit: str | None, seed: int, requested: int, samples: list[Sample],
-    found: RepositoryFiles, measured: Measured, recommendation: Recommendation, target_tok_s: float, warm: bool,
-) -> dict[str, Any]:
-    """This run's report: no document text, only positions and figures."""
-    from lsp_server.evaluation.results import REPORT_VERSION
-    from lsp_server.inference.cpu import cpu_name
-
-    date = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    sample_set = {"seed": seed, "requested": requested, "drawn": len(samples),
-                  "multiline": sum(1 for s in samples if s.n_lines > 1), "files": len({s.path for s in samples}),
-                  "commit": commit}
-    return {
-        "version": REPORT_VERSION,
-        "repository": str(root),
-        "path": str(path),
-        "commit": commit,
-        "date": date,
-        "cpu": cpu_name(),
-        "settings": "shipped defaults, latency guard off (one tier at a time)",
-        "latency": "prompt prewarmed (cursor hint)" if warm else "cold prompt (no prewarm)",
-        "targetTokS": target_tok_s,
-        "sample": {**sample_set, "filesRead": len(found.files), "skippedFiles": dict(found.skipped)},
-        "tiers": {
-            summary.tier: {**_camel(summary.to_json()), "date": date, "sample": sample_set,
-                           "hiddenReasons": hidden_reasons(results),
-                           "results": [_camel(vars(result)) for result in results]}
-            for summary, results in measured
-        },
-        "recommendation": {"tier": recommendation.tier, "line": recommendation.line,
-                           "fastestTooWeak": recommendation.fastest_too_weak},
-    }
-
-
 def main(args: argparse.Namespace) -> int:
     from lsp_server.evaluation.recommend import recommend
+    from lsp_server.evaluation.report import build_report
     from lsp_server.evaluation.repository import head_commit, source_files
     from lsp_server.evaluation.results import save_report, write_json
     from lsp_server.evaluation.sampling import draw_samples

@@ -426,7 +426,7 @@ def test_tests_failing_on_the_unchanged_repository_are_refused(tmp_path, capsys,
 
 
 def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
-    from lsp_server.cli.eval import hidden_reasons
+    from lsp_server.evaluation.report import hidden_reasons
 
     hidden = [
         score("a.py", 4, 1, "x = 1", None, latency_ms=1, tokens_per_s=None, generated_tokens=0, hidden_reason=reason)
