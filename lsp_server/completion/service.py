@@ -255,9 +255,8 @@ class CompletionService:
 
     def _finish(self, job: _Job, result: GenerationResult) -> CompletionOutcome:
         """The outcome of a finished generation: measured by the guard, post-processed, cached if shown."""
-        shift = self.guard.record(
-            job.rung, result.decode_tokens_per_s, result.time_to_first_token_s, result.n_generated_tokens
-        )
+        # A single line is judged by when it was finished: the whole of what the person waits for there.
+        shift = self.guard.record_result(job.rung, result, single_line=not job.ctx.multiline)
         evaluated = result.n_prompt_tokens - result.n_reused_tokens
         if evaluated >= PROMPT_SPEED_MIN_TOKENS and result.prompt_eval_s > 0 and result.stop_reason != "cancelled":
             speed = evaluated / result.prompt_eval_s
@@ -368,7 +367,7 @@ class CompletionService:
         prefix_tokens, suffix_tokens = rung_window(
             settings,
             rung,
-            max(getattr(engine, "prompt_tokens_per_s", None) or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None,
+            max(engine.prompt_tokens_per_s or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None,
         )
         return build_context(
             doc.text,
