@@ -13,7 +13,7 @@ from lsp_server.wire import CompletionResult, CompletionStatus, WireModel
 WIRE_MODULES = [
     "lsp_server.wire", "lsp_server.cloud.audit", "lsp_server.cloud.meter", "lsp_server.cloud.service",
     "lsp_server.cli.models", "lsp_server.inference.machine", "lsp_server.inference.sizing",
-    "lsp_server.inference.fit", "lsp_server.inference.guard",
+    "lsp_server.inference.fit", "lsp_server.inference.guard", "lsp_server.evaluation.report",
 ]
 
 
