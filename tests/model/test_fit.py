@@ -29,7 +29,7 @@ from lsp_server.cli import main as cli_main
 from lsp_server.inference.fit import apply_eval, recommend
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.machine import MachineMemory, parse_nvidia_smi
-from lsp_server.inference.models import CATALOG, ensure_model, locate_part, model_status
+from lsp_server.inference.models import CATALOG, ensure_model, model_status
 from lsp_server.inference.sizing import (
     FitOptions,
     cache_bytes_per_element,
@@ -48,14 +48,6 @@ PLENTY = MachineMemory(ram_total_bytes=64 << 30, ram_available_bytes=60 << 30)
 @pytest.fixture(scope="module")
 def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("models")
-
-
-@pytest.fixture(scope="module")
-def smollm_path() -> Path:
-    path = locate_part(CATALOG["smollm2-135m"].parts[0])
-    if path is None:
-        pytest.skip(f"smollm2-135m is not installed: {CATALOG['smollm2-135m'].install_hint}")
-    return path
 
 
 @pytest.fixture(scope="module")
