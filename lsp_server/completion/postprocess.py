@@ -52,7 +52,16 @@ from __future__ import annotations
 
 from lsp_server.completion.context import CompletionContext
 from lsp_server.syntax import grammar
-from lsp_server.syntax.lexer import CLOSERS, CODE, MATCHING, OPENERS, STRING, STRING_CLOSED, indent_width
+from lsp_server.syntax.lexer import (
+    CLOSERS,
+    CODE,
+    MATCHING,
+    OPENERS,
+    STRING,
+    STRING_CLOSED,
+    LexState,
+    indent_width,
+)
 
 
 def significant(line: str) -> bool:
@@ -258,8 +267,13 @@ def postprocess(
     if cut is not None:
         text = step(walker.rule or "line_rules", text, text[:cut])
     elif truncated:
-        # Stopped in the middle of a line: any prefix of it may mean something else than the line would have.
-        text = step("unfinished_line", text, text[: max(0, text.rfind("\n"))])
+        # Stopped in the middle of a line: any prefix of it may mean something else than the line would have,
+        # unless the model had moved on to a trailing comment: then the code before it was finished.
+        code = _before_unfinished_comment(text, ctx)
+        if code is not None:
+            text = step("unfinished_comment", text, code)
+        else:
+            text = step("unfinished_line", text, text[: max(0, text.rfind("\n"))])
     text = _strip_trailing_whitespace(text)
     text = step("line_overlap", text, _strip_line_after_overlap(text, ctx))
     text = step("unbalanced", text, _strip_trailing_whitespace(_cut_unbalanced(text, ctx)))
@@ -269,6 +283,34 @@ def postprocess(
         notes.append("repeats_recent")
         return None
     return step("parse_check", text, _parse_check(text, ctx))
+
+
+def _before_unfinished_comment(text: str, ctx: CompletionContext) -> str | None:
+    """``text`` without the line comment its unfinished last line ends in, when code comes before the comment
+    (``result = []  # List to store the gr`` gives ``result = []``); None when the line has no such comment.
+
+    Only code outside strings counts: ``"#"`` in a string is not a comment.  A bracket the code leaves open is
+    left to the bracket rule, which runs next.
+    """
+    if ctx.in_string or ctx.in_comment or ctx.spec is None:
+        return None
+    lexer, marker = ctx.lexer, ctx.spec.comment_prefix
+    line_start = text.rfind("\n") + 1
+    state = LexState()
+    for _ in lexer.scan(text, state, 0, line_start):
+        pass
+    if state.mode != CODE:
+        return None
+    at = text.find(marker, line_start)
+    while at >= 0:
+        probe = state.copy()
+        for _ in lexer.scan(text, probe, line_start, at):
+            pass
+        if probe.mode == CODE:
+            code = text[line_start:at].rstrip()
+            return text[:line_start] + code if code.strip() else None
+        at = text.find(marker, at + 1)
+    return None
 
 
 def _strip_trailing_whitespace(text: str) -> str:

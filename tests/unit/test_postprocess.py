@@ -529,6 +529,28 @@ def test_truncated_generation_drops_the_unfinished_last_line():
     assert postprocess("a = 1\n    b = compu", ctx, max_lines=8) == "a = 1\n    b = compu"
 
 
+def test_a_line_cut_short_in_its_trailing_comment_keeps_its_code():
+    # HumanEval/1, first line of the solution, shipped defaults: the 0.5B wrote `result = []  # List to store the
+    # separated groups` and the time budget ended it inside the comment; dropping the whole line hid a right
+    # answer (raw passed; the pipeline showed nothing).  The code before a comment was finished.
+    ctx = make("def separate(s):\n    █\n    return result\n", "python")
+    raw = "result = []  # List to store the sep"
+    trace: list[str] = []
+    assert postprocess(raw, ctx, max_lines=1, truncated=True, trace=trace) == "result = []"
+    assert trace == ["unfinished_comment"]
+    # A comment marker inside a string is not a comment: the line is still unfinished.
+    assert postprocess('label = "# of items: ', ctx, max_lines=1, truncated=True) is None
+    # A line that is only a comment, or code that had not reached one, still shows nothing.
+    assert postprocess("# a note about", ctx, max_lines=1, truncated=True) is None
+    assert postprocess("result = compute(", ctx, max_lines=1, truncated=True) is None
+    # An open bracket before the comment is the bracket rule's: nothing half-called is shown.
+    assert postprocess("total = sum(values,  # all of th", ctx, max_lines=1, truncated=True) != "total = sum(values,"
+    js = make("function f() {\n  █\n}\n", "javascript")
+    assert postprocess("const seen = new Set();  // ids we al", js, max_lines=1, truncated=True) == (
+        "const seen = new Set();"
+    )
+
+
 def test_postprocess_normalises_crlf():
     ctx = make("def f():\n    █\n", "python")
     assert postprocess("a = 1\r\n    b = 2\r\n", ctx, max_lines=8) == "a = 1\n    b = 2"
