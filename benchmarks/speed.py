@@ -30,9 +30,9 @@ import llama_cpp as llama  # noqa: E402
 import numpy as np  # noqa: E402
 
 from lsp_server.errors import GearshiftError  # noqa: E402
+from lsp_server.inference.assembly import ensure_model  # noqa: E402
 from lsp_server.inference.chat import format_chat  # noqa: E402
 from lsp_server.inference.llama.engine import LlamaEngine  # noqa: E402
-from lsp_server.inference.models import ensure_model  # noqa: E402
 from lsp_server.inference.types import GenerationRequest  # noqa: E402
 from lsp_server.settings import EngineSettings  # noqa: E402
 

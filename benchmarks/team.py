@@ -134,8 +134,8 @@ async def run_setup(options: dict, functions: list, n: int, args: argparse.Names
 async def main_async(args: argparse.Namespace) -> dict:
     import sysconfig
 
+    from lsp_server.inference.assembly import ensure_model
     from lsp_server.inference.machine import measure_read_bandwidth
-    from lsp_server.inference.models import ensure_model
 
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     functions = pick_functions([stdlib / n for n in DEFAULT_MODULES if (stdlib / n).exists()], 8, 300)

@@ -59,7 +59,8 @@ def chosen_tiers(requested: str, ladder: list[str]) -> list[str]:
 
     GearshiftError when a named one is not installed or none is.
     """
-    from lsp_server.inference.models import CATALOG, installed_models
+    from lsp_server.inference.catalog import CATALOG
+    from lsp_server.inference.installed import installed_models
     from lsp_server.wiring import is_model_path
 
     installed = installed_models()

@@ -12,15 +12,9 @@ import json
 import sys
 
 from lsp_server.errors import ModelError
-from lsp_server.inference.models import (
-    CATALOG,
-    ModelStatus,
-    installed_models,
-    model_dir,
-    model_status,
-    resolve_model,
-    verify_model,
-)
+from lsp_server.inference.assembly import verify_model
+from lsp_server.inference.catalog import CATALOG, model_dir
+from lsp_server.inference.installed import ModelStatus, installed_models, model_status, resolve_model
 from lsp_server.wire import WireModel
 
 

@@ -218,13 +218,9 @@ def notes(options: FitOptions) -> list[str]:
 
 
 def _candidates(extra_paths: list[str]) -> list[tuple[str, Path]]:
-    from lsp_server.inference.models import (
-        CATALOG,
-        ensure_model,
-        installed_models,
-        model_status,
-        resolve_model,
-    )
+    from lsp_server.inference.assembly import ensure_model
+    from lsp_server.inference.catalog import CATALOG
+    from lsp_server.inference.installed import installed_models, model_status, resolve_model
 
     extra = [resolve_model(raw) for raw in extra_paths]  # a bad path fails before any slow work
     found: list[tuple[str, Path]] = []
@@ -247,7 +243,7 @@ def run_fit(
     quality too where ``eval_report`` (this repository's `gearshift eval`) has it."""
     candidates = _candidates(extra_paths)
     if not candidates:
-        from lsp_server.inference.models import CATALOG
+        from lsp_server.inference.catalog import CATALOG
 
         raise ModelError(
             f"no model to size: none installed; fix: {CATALOG['qwen2.5-coder-0.5b'].install_hint}"

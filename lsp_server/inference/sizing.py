@@ -37,7 +37,8 @@ from pathlib import Path
 from pydantic import computed_field
 
 from lsp_server.errors import EngineError, ModelError
-from lsp_server.inference.gguf import GGML_TYPES, GgufInfo, read_gguf
+from lsp_server.inference.gguf import read_gguf
+from lsp_server.inference.gguf_info import GGML_TYPES, GgufInfo
 from lsp_server.inference.machine import MachineMemory
 from lsp_server.settings import EngineSettings
 from lsp_server.wire import WireModel

@@ -38,7 +38,7 @@ class TierManager:
 
     def model_path(self, model: str) -> Path:
         """The GGUF file for a tier name; a configured ``modelPath`` replaces the default model."""
-        from lsp_server.inference.models import resolve_model
+        from lsp_server.inference.installed import resolve_model
 
         models = self._settings.models
         if models.model_path is not None and model == models.default_model:
@@ -68,7 +68,7 @@ class TierManager:
 
     def installed(self) -> list[str]:
         """Ladder models that can be loaded now (team endpoints count as installed), largest first."""
-        from lsp_server.inference.models import installed_models
+        from lsp_server.inference.installed import installed_models
 
         models = self._settings.models
         available = set(installed_models()) | self.remote_names()

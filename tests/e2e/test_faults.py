@@ -14,7 +14,7 @@ import pytest_lsp
 from lsprotocol import types
 from pytest_lsp import ClientServerConfig, LanguageClient
 
-from lsp_server.inference.models import ensure_model
+from lsp_server.inference.assembly import ensure_model
 from tests.e2e.conftest import E2E_MODEL, SERVER, inline_params, open_doc, start, statuses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]

@@ -12,7 +12,7 @@ from lsp_server.errors import ModelError
 @pytest.fixture(scope="session")
 def smollm_path() -> Path:
     """The SmolLM2-135M GGUF (the fastest tier); the test is skipped when it is not installed."""
-    from lsp_server.inference.models import ensure_model
+    from lsp_server.inference.assembly import ensure_model
 
     try:
         return ensure_model("smollm2-135m")

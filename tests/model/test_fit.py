@@ -26,10 +26,12 @@ from pathlib import Path
 import pytest
 
 from lsp_server.cli import main as cli_main
+from lsp_server.inference.assembly import ensure_model
+from lsp_server.inference.catalog import CATALOG
 from lsp_server.inference.fit import apply_eval, recommend
 from lsp_server.inference.gguf import read_gguf
+from lsp_server.inference.installed import model_status
 from lsp_server.inference.machine import MachineMemory, parse_nvidia_smi
-from lsp_server.inference.models import CATALOG, ensure_model, model_status
 from lsp_server.inference.sizing import (
     FitOptions,
     cache_bytes_per_element,

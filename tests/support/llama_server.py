@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.inference.models import ensure_model
+from lsp_server.inference.assembly import ensure_model
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.inference.models import CATALOG, locate_part
+from lsp_server.inference.assembly import locate_part
+from lsp_server.inference.catalog import CATALOG
 
 
 @pytest.fixture(scope="session")

@@ -8,68 +8,51 @@ from pathlib import Path
 import pytest
 
 from lsp_server.errors import ModelError
-from lsp_server.inference.gguf import GGML_TYPES, GgufArray, read_gguf, tensor_nbytes
-from lsp_server.inference.models import CATALOG, ensure_model, locate_part
-
-
-@pytest.fixture(scope="module")
-def smollm_path() -> Path:
-    path = locate_part(CATALOG["smollm2-135m"].parts[0])
-    if path is None:
-        pytest.skip(f"smollm2-135m is not installed: {CATALOG['smollm2-135m'].install_hint}")
-    return path
+from lsp_server.inference.assembly import ensure_model
+from lsp_server.inference.catalog import CATALOG
+from lsp_server.inference.gguf import read_gguf
+from lsp_server.inference.gguf_info import GGML_TYPES, GgufArray, tensor_nbytes
+from lsp_server.inference.installed import model_status
 
 
 @pytest.fixture(scope="module")
 def qwen_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from lsp_server.inference.models import model_status
-
     if not model_status("qwen2.5-coder-0.5b").installed:
         pytest.skip(f"qwen2.5-coder-0.5b is not installed: {CATALOG['qwen2.5-coder-0.5b'].install_hint}")
     return ensure_model("qwen2.5-coder-0.5b", tmp_path_factory.mktemp("models"))
 
 
 # Values llama.cpp prints when it loads these files (print_info: n_layer, n_head, n_head_kv, ...).
+LLAMA_CPP_FIGURES = (
+    "architecture",
+    "block_count",
+    "head_count",
+    "head_count_kv",
+    "key_length",
+    "value_length",
+    "embedding_length",
+    "feed_forward_length",
+    "context_length",
+    "vocab_size",
+    "tokenizer_model",
+)
+
+
 @pytest.mark.parametrize(
-    ("fixture", "expected"),
+    ("fixture", "figures"),
     [
         pytest.param(
             "qwen_path",
-            dict(
-                architecture="qwen2",
-                block_count=24,
-                head_count=14,
-                head_count_kv=2,
-                key_length=64,
-                value_length=64,
-                embedding_length=896,
-                feed_forward_length=4864,
-                context_length=32768,
-                vocab_size=151936,
-                tokenizer_model="gpt2",
-            ),
+            ("qwen2", 24, 14, 2, 64, 64, 896, 4864, 32768, 151936, "gpt2"),
             id="qwen2.5-coder-0.5b",
         ),
         pytest.param(
-            "smollm_path",
-            dict(
-                architecture="llama",
-                block_count=30,
-                head_count=9,
-                head_count_kv=3,
-                key_length=64,
-                value_length=64,
-                embedding_length=576,
-                feed_forward_length=1536,
-                context_length=8192,
-                vocab_size=49152,
-                tokenizer_model="gpt2",
-            ),
-            id="smollm2-135m",
+            "smollm_path", ("llama", 30, 9, 3, 64, 64, 576, 1536, 8192, 49152, "gpt2"), id="smollm2-135m"
         ),
     ],
 )
-def test_metadata_matches_llama_cpp(request: pytest.FixtureRequest, fixture: str, expected: dict) -> None:
+def test_metadata_matches_llama_cpp(request: pytest.FixtureRequest, fixture: str, figures: tuple) -> None:
+    expected = dict(zip(LLAMA_CPP_FIGURES, figures, strict=True))
     info = read_gguf(request.getfixturevalue(fixture))
     assert {key: getattr(info, key) for key in expected} == expected
     assert info.version == 3

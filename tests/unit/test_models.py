@@ -20,20 +20,9 @@ import pytest
 
 from lsp_server.cli import main as cli_main
 from lsp_server.errors import ModelError
-from lsp_server.inference.models import (
-    CATALOG,
-    ModelEntry,
-    PartSource,
-    assemble,
-    ensure_model,
-    installed_models,
-    locate_part,
-    model_dir,
-    model_status,
-    resolve_model,
-    sha256_file,
-    verify_model,
-)
+from lsp_server.inference.assembly import assemble, ensure_model, locate_part, sha256_file, verify_model
+from lsp_server.inference.catalog import CATALOG, ModelEntry, PartSource, model_dir
+from lsp_server.inference.installed import installed_models, model_status, resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 QWEN = "qwen2.5-coder-0.5b"

