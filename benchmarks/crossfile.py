@@ -126,7 +126,7 @@ async def run(args: argparse.Namespace) -> dict:
                     "task": f"{task['module']}:{task['line'] + 1}", "symbol": task["symbol"],
                     "exact": normalise(got) == normalise(expected),
                     "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
-                    "shown": bool(outcome.suggestion), "chunks": outcome.extras.get("contextChunks", 0),
+                    "shown": bool(outcome.suggestion), "chunks": outcome.facts.context_chunks or 0,
                     "latency_ms": round(outcome.latency_ms),
                 })
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)

@@ -99,7 +99,7 @@ def passes(problem: dict, program: str, timeout_s: float = 10.0) -> bool:
 def _verdict(outcome: CompletionOutcome) -> str:
     """The rule behind what ``outcome`` shows (or hides): the last rule that changed it, the threshold, or none."""
     if outcome.suggestion is None:
-        if "generated" in outcome.extras and not outcome.extras["generated"].strip():
+        if outcome.generated is not None and not outcome.generated.strip():
             return "empty_answer"  # the model wrote nothing (before its newline): no rule removed anything
         reason = outcome.hidden_reason or "nothing"
         if reason.startswith("removed by "):
@@ -107,9 +107,9 @@ def _verdict(outcome: CompletionOutcome) -> str:
         if reason.startswith("confidence"):
             return "confidence"
         return reason
-    rules = list(outcome.extras.get("rules", []))
-    if outcome.extras.get("stopped_by") not in (None, "single_line"):
-        rules.insert(0, outcome.extras["stopped_by"])
+    rules = list(outcome.facts.rules or [])
+    if outcome.facts.stopped_by not in (None, "single_line"):
+        rules.insert(0, outcome.facts.stopped_by)
     return "+".join(rules) if rules else "kept"
 
 
@@ -195,7 +195,7 @@ async def evaluate_tier(
                     "early": first.stop_reason == "first_answer",
                     "stop_reason": first.stop_reason, "final_stop_reason": final.stop_reason,
                     "first_ms": first.latency_ms,
-                    "generated": final.extras.get("generated", first.extras.get("generated")),
+                    "generated": final.generated if final.generated is not None else first.generated,
                     "tier": first.tier, "pipeline_s": round(pipeline_s, 3),
                 }
                 details.append(record)

@@ -147,9 +147,9 @@ class GearshiftServer(LanguageServer):
             log.debug("status notification not sent", exc_info=True)
 
     def report_completion(self, outcome: CompletionOutcome) -> None:
-        """The status after a completion: its tier and figures, the guard's shift if it made one, and the
-        pipeline's own figures (prompt and reused tokens, ...)."""
-        self.send_status({**CompletionStatus.of(outcome).to_json(), **(outcome.shift or {}), **outcome.extras})
+        """The status after a completion: its tier and figures, the pipeline's own facts (prompt and reused tokens,
+        ...) and the guard's shift if it made one."""
+        self.send_status({**CompletionStatus.of(outcome).to_json(), **(outcome.shift or {})})
 
     def notify_client(self, method: str, params: dict[str, Any]) -> None:
         """A notification of our own; a missing transport (tests of a service alone) is not an error."""

@@ -55,7 +55,30 @@ def _figures(outcome: CompletionOutcome) -> dict[str, Any]:
     }
 
 
-class CompletionStatus(CompletionFigures):
+class PipelineFacts(WireModel):
+    """What the pipeline says about one completion besides its figures; each key is sent only when it applies."""
+
+    prompt_tokens: int | None = omit_when_none()
+    """Tokens of the request's prompt (none for a cache hit or a request that never reached the engine)."""
+    reused_tokens: int | None = omit_when_none()
+    """Of those, how many were in the KV cache already: what cursor hints and prewarm are meant to raise."""
+    context_chunks: int | None = omit_when_none()
+    """Other files' outlines the prompt carried (``completion.crossFileTokens``)."""
+    remote_error: str | None = omit_when_none()
+    """Why the team endpoint of the request's rung failed; the request was answered by the rung below."""
+    remote_failover: str | None = omit_when_none()
+    """A server of the team rung failed and another of its servers answered: which, why, and which answered."""
+    stopped_by: str | None = omit_when_none()
+    """The stop rule that ended the generation while it streamed (for debugging)."""
+    rules: list[str] | None = omit_when_none()
+    """The post-processing rules that changed the answer, in order (for debugging)."""
+    uri: str | None = omit_when_none()
+    """A background status (``background``): the document it is for."""
+    version: int | None = omit_when_none()
+    """A background status: the document version it is for (an editor still at it asks again, from the cache)."""
+
+
+class CompletionStatus(CompletionFigures, PipelineFacts):
     """``gearshift/status`` after a completion (a foreground request, or the rest of one answered early)."""
 
     state: Literal["ready"] = "ready"
@@ -69,7 +92,7 @@ class CompletionStatus(CompletionFigures):
     @classmethod
     def of(cls, outcome: CompletionOutcome) -> CompletionStatus:
         return cls(
-            **_figures(outcome), cache_hit=outcome.cache_hit, stop_reason=outcome.stop_reason,
+            **_figures(outcome), **dict(outcome.facts), cache_hit=outcome.cache_hit, stop_reason=outcome.stop_reason,
             hidden=outcome.hidden_reason or None, background=True if outcome.background else None,
         )
 

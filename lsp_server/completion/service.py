@@ -45,6 +45,7 @@ from lsp_server.inference.types import (
     Priority,
 )
 from lsp_server.settings import GearshiftSettings
+from lsp_server.wire import PipelineFacts
 
 if TYPE_CHECKING:  # the engine module loads llama.cpp
     from lsp_server.inference.llama.engine import LlamaEngine
@@ -82,7 +83,11 @@ class CompletionOutcome:
     shift: dict | None = None
     """When this request made the guard shift: {"reason", "shiftFrom", "shiftTo", "shiftDirection"} for the status
     (``shiftFrom`` differs from this request's tier when the request was a probe of a higher rung)."""
-    extras: dict = field(default_factory=dict)
+    facts: PipelineFacts = field(default_factory=PipelineFacts)
+    """The pipeline's own facts for the status: prompt and reused tokens, the stop rule, a remote failure..."""
+
+    generated: str | None = None
+    """The model's answer before post-processing, for benchmarks: never sent or logged (it is document text)."""
 
 
 @dataclass(frozen=True)
@@ -159,7 +164,7 @@ class CompletionService:
             # A team server down or refusing: this request is answered below it, and the guard moves there.
             shift = self.guard.unavailable(rung, str(exc))
             outcome = await self._complete_on(doc, cancel, self._local_below(rung), None, started)
-            outcome.extras["remoteError"] = str(exc)
+            outcome.facts.remote_error = str(exc)
             if shift is not None:
                 outcome.shift = shift.to_status()
             return outcome
@@ -244,7 +249,7 @@ class CompletionService:
             return
         outcome.background = True
         # Which document and version it was for: an editor still there can ask again and get it from the cache.
-        outcome.extras.update(uri=job.uri, version=job.version)
+        outcome.facts.uri, outcome.facts.version = job.uri, job.version
         if self.on_background_outcome is not None:
             self.on_background_outcome(outcome)
 
@@ -267,14 +272,14 @@ class CompletionService:
             truncated = result.stop_reason in ("length", "time_budget")
             outcome = self._shown(job, result.text, result.token_logprobs, truncated=truncated)
             if result.stop_reason == "stop" and job.checker is not None and job.checker.rule:
-                outcome.extras["stopped_by"] = job.checker.rule
-                if outcome.suggestion is None and not outcome.extras.get("rules"):
+                outcome.facts.stopped_by = job.checker.rule
+                if outcome.suggestion is None and not outcome.facts.rules:
                     outcome.hidden_reason = f"removed by {job.checker.rule}"  # the stop rule cut all of it
         outcome.tokens_per_s = round(result.decode_tokens_per_s, 1)
         outcome.time_to_first_token_ms = round(result.time_to_first_token_s * 1000, 1)
         outcome.generated_tokens = result.n_generated_tokens
         # How much of the prompt this request evaluated: what cursor hints and prewarm are meant to shrink.
-        outcome.extras.update(promptTokens=result.n_prompt_tokens, reusedTokens=result.n_reused_tokens)
+        outcome.facts.prompt_tokens, outcome.facts.reused_tokens = result.n_prompt_tokens, result.n_reused_tokens
         outcome.stop_reason = result.stop_reason
         if shift:
             outcome.shift = shift.to_status()
@@ -306,11 +311,11 @@ class CompletionService:
         settings = self.settings.completion
         outcome = CompletionOutcome(suggestion=None, tier=job.rung.name)
         if job.context_chunks:
-            outcome.extras["contextChunks"] = job.context_chunks
+            outcome.facts.context_chunks = job.context_chunks
         continuation = healing.continuation(generated[:cut], job.ctx)
         rules: list[str] = []
         kept = postprocess(continuation, job.ctx, max_lines=settings.max_lines, truncated=truncated, trace=rules)
-        outcome.extras.update(rules=rules, generated=generated)
+        outcome.facts.rules, outcome.generated = rules, generated
         if not kept:
             outcome.hidden_reason = f"removed by {rules[-1]}" if rules else "nothing after the cursor"
         else:

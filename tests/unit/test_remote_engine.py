@@ -227,7 +227,7 @@ async def test_a_dead_team_server_is_answered_locally_in_the_same_request_and_th
     service, local = team_service(closed_port())
     outcome = await service.complete(snapshot_at_end("def add(a, b):\n    "))
     assert outcome.tier == "smollm2-135m" and local.requests  # answered, by the rung below
-    assert "127.0.0.1" in outcome.extras["remoteError"]
+    assert "127.0.0.1" in (outcome.facts.remote_error or "")
     assert outcome.shift["shiftFrom"] == "team" and "unavailable" in outcome.shift["reason"]
     assert service.guard.current.name == "smollm2-135m"
 

@@ -11,6 +11,7 @@ from lsp_server.completion.service import CompletionOutcome
 from lsp_server.features.command_arguments import EscalateArguments, RefactorArguments, SelectionArguments
 from lsp_server.server import GearshiftServer
 from lsp_server.settings import GearshiftSettings, ModelSettings
+from lsp_server.wire import PipelineFacts
 from tests.support.wire import Wire
 from tests.unit.fakes import MODEL, FakeEngine
 from tests.unit.test_protocol_conformance import PYTHON_EXCEPTION, open_doc, request
@@ -48,7 +49,7 @@ async def test_background_outcomes_reach_the_status_from_start_up(monkeypatch: p
     assert server.completions.on_background_outcome == server.report_completion
     server.completions.on_background_outcome(CompletionOutcome(
         suggestion="x", tier=MODEL, background=True, shift={"reason": "r", "shiftTo": "a"},
-        extras={"promptTokens": 10, "uri": "file:///a.py"},
+        facts=PipelineFacts(prompt_tokens=10, uri="file:///a.py"),
     ))
     assert sent[-1]["background"] is True and sent[-1]["tier"] == MODEL and sent[-1]["state"] == "ready"
     # the guard's shift and the pipeline's figures travel in the same status

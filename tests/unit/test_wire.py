@@ -7,7 +7,7 @@ import importlib
 import pytest
 
 from lsp_server.completion.service import CompletionOutcome
-from lsp_server.wire import CompletionResult, CompletionStatus, WireModel
+from lsp_server.wire import CompletionResult, CompletionStatus, PipelineFacts, WireModel
 
 # The modules that define wire shapes (importing them registers their WireModel subclasses).
 WIRE_MODULES = [
@@ -44,6 +44,22 @@ def test_a_completion_status_has_the_documented_keys() -> None:
     }  # no "hidden" or "background" key: those are only sent when they apply
     hidden = CompletionStatus.of(CompletionOutcome(suggestion=None, tier="t", hidden_reason="repeat", background=True))
     assert hidden.to_json()["hidden"] == "repeat" and hidden.to_json()["background"] is True
+
+
+def test_the_pipelines_facts_are_camel_case_keys_of_the_status_and_the_raw_answer_stays_home() -> None:
+    facts = PipelineFacts(prompt_tokens=120, reused_tokens=100, context_chunks=2, stopped_by="bracket_scope",
+                          rules=["dedent", "repeat"], uri="file:///a.py", version=7)
+    outcome = CompletionOutcome(suggestion="x", tier="t", facts=facts, generated="x = secret()\n")
+    status = CompletionStatus.of(outcome).to_json()
+    assert {key: status[key] for key in ("promptTokens", "reusedTokens", "contextChunks", "stoppedBy", "rules",
+                                         "uri", "version")} == {
+        "promptTokens": 120, "reusedTokens": 100, "contextChunks": 2, "stoppedBy": "bracket_scope",
+        "rules": ["dedent", "repeat"], "uri": "file:///a.py", "version": 7,
+    }
+    assert "remoteError" not in status and "remoteFailover" not in status  # only sent when they apply
+    assert "generated" not in status and "x = secret()" not in str(status)  # the model's raw text: not on the wire
+    nothing_changed = CompletionOutcome(suggestion="x", tier="t", facts=PipelineFacts(rules=[]))
+    assert CompletionStatus.of(nothing_changed).to_json()["rules"] == []  # no rule changed the answer: said so
 
 
 def test_gearshift_complete_json_keys() -> None:

@@ -90,6 +90,15 @@ export interface StatusParams {
   background?: boolean;
   uri?: string;
   version?: number | null;
+  /** The pipeline's own facts (`PipelineFacts` in lsp_server/wire.py), each sent only when it applies. */
+  promptTokens?: number;
+  reusedTokens?: number;
+  contextChunks?: number;
+  remoteError?: string;
+  remoteFailover?: string;
+  /** For debugging: the stop rule that ended the generation, and the post-processing rules that changed it. */
+  stoppedBy?: string;
+  rules?: string[];
 }
 
 /** Result of `gearshift.status`: the last status plus guard, loaded models and cloud meter. */
