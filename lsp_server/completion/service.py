@@ -280,6 +280,8 @@ class CompletionService:
         outcome.generated_tokens = result.n_generated_tokens
         # How much of the prompt this request evaluated: what cursor hints and prewarm are meant to shrink.
         outcome.facts.prompt_tokens, outcome.facts.reused_tokens = result.n_prompt_tokens, result.n_reused_tokens
+        if result.failover:  # another server of the rung answered: where and why, as remoteError says for a rung
+            outcome.facts.remote_failover = result.failover
         outcome.stop_reason = result.stop_reason
         if shift:
             outcome.shift = shift.to_status()

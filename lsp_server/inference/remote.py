@@ -3,9 +3,12 @@
 
 The same contract as the in-process engine (``GenerationRequest`` in, a ``GenerationStream`` of partial outputs,
 ``GenerationResult`` out): stop strings and the time budget work on the streamed text, and a cancel or the
-consumer's ``stop(cut)`` closes the stream, which makes llama-server stop generating for that slot. Anything that is not a usable answer (refused
-connection, timeout, an HTTP error, HTML or garbage where a stream should be) raises ``EndpointUnavailable`` naming
-the URL and the reason, so the ladder's next rung can answer instead.
+consumer's ``stop(cut)`` closes the stream, which makes llama-server stop generating for that slot; a cancel before
+the first token (the request queued for a slot, or its prompt being evaluated: llama-server sends the response
+headers only with the first token) hangs up too, which takes the request out of the server's queue. Anything
+that is not a usable answer (refused connection, timeout, an HTTP error, HTML or garbage where a stream should be)
+from every server of the rung raises ``EndpointUnavailable`` naming the URLs and the reasons, so the ladder's next
+rung can answer instead; where another server of the rung answered, the result's ``failover`` says so.
 
 Token counts for window sizing are estimated from bytes (the server's tokenizer is a round trip away); the server's
 own counts come back in the result.
@@ -56,6 +59,8 @@ class RemoteEngine:
         self.served_model: str | None = endpoint.model
         """The model the server says it serves (from ``/props`` or ``/v1/models``), once asked."""
         self._affinity: LRUCache[str, int] = LRUCache(maxsize=1024)
+        self._serving = 0
+        """The index of the URL that answered last: the one the status names."""
         self.requests_sent = 0
         """Requests sent to this endpoint's servers (the audit log has one line per request)."""
         self.bytes_sent = 0
@@ -74,8 +79,10 @@ class RemoteEngine:
 
     @property
     def label(self) -> str:
-        """``team · gpu-box:8080 · qwen2.5-coder-1.5b``: for the status line."""
-        return " · ".join([self.name, _host(self.endpoint.urls[0]), *([self.served_model] if self.served_model else [])])
+        """``team · gpu-box:8080 · qwen2.5-coder-1.5b``: for the status line; the host is the server that answered
+        last (after a failover, the one that took over)."""
+        host = _host(self.endpoint.urls[self._serving])
+        return " · ".join([self.name, host, *([self.served_model] if self.served_model else [])])
 
     def count_tokens(self, text: str) -> int:
         return math.ceil(len(text.encode("utf-8", "replace")) / BYTES_PER_TOKEN)
@@ -119,11 +126,12 @@ class RemoteEngine:
 
     # -- generation ---------------------------------------------------------------------------------
 
-    async def describe(self) -> None:
-        """Learn the served model's name once (llama-server ``/props``, OpenAI ``/v1/models``), for the status."""
+    async def describe(self, url: str | None = None) -> None:
+        """Learn the served model's name once (llama-server ``/props``, OpenAI ``/v1/models``) from ``url`` (the
+        server that answered last), for the status."""
         if self.served_model is not None:
             return
-        url = self.endpoint.urls[0].rstrip("/")
+        url = (url or self.endpoint.urls[self._serving]).rstrip("/")
         path = "/props" if self.endpoint.api == "llama-server" else "/v1/models"
         try:
             response = await self._client.get(url + path, timeout=self.endpoint.connect_timeout_s)
@@ -145,14 +153,18 @@ class RemoteEngine:
         return await self.stream(request, cancel).result()
 
     async def _generate(self, request: GenerationRequest, stream: GenerationStream) -> GenerationResult:
-        if self.served_model is None:
-            await self.describe()
         urls = self.endpoint.urls
         key = request.affinity_key or ""
         first = self._affinity.get(key, 0) % len(urls)
         failures: list[str] = []
         for step in range(len(urls)):
+            if step and stream.cancelled:  # nobody waits for an answer: no other server is asked, the rung not blamed
+                cancelled = _Stream(request, time.perf_counter(), stream.publish)
+                cancelled.stop_reason = "cancelled"
+                return cancelled.result(self.served_model or self.name)
             index = (first + step) % len(urls)
+            if self.served_model is None:
+                await self.describe(urls[index])
             try:
                 result = await self._generate_at(urls[index], request, stream)
             except EndpointUnavailable as exc:
@@ -160,6 +172,9 @@ class RemoteEngine:
                 log.warning("endpoint %s: %s", self.name, exc)
                 continue
             self._affinity[key] = index  # this document's KV cache lives there now
+            self._serving = index
+            if failures:  # the rung answered, but not where it should have: the status says where and why
+                result.failover = f"{'; '.join(failures)}; {_host(urls[index])} answered instead"
             return result
         raise EndpointUnavailable("; ".join(failures))
 
@@ -174,7 +189,11 @@ class RemoteEngine:
         called = time.perf_counter()
         stream = _Stream(request, called, consumer.publish)
         try:
-            async with self._client.stream("POST", url.rstrip("/") + path, json=body) as response:
+            response = await self._send(url.rstrip("/") + path, body, consumer)
+            if response is None:  # cancelled before the first token: the connection is closed, the slot freed
+                stream.stop_reason = "cancelled"
+                return stream.result(self.served_model or self.name)
+            try:
                 if response.status_code >= 400:
                     detail = (await response.aread())[:300].decode("utf-8", "replace")
                     raise EndpointUnavailable(f"{url}{path} answered HTTP {response.status_code}: {_error_text(detail)}")
@@ -190,6 +209,8 @@ class RemoteEngine:
                         break
                 if not events and not consumer.cancelled:
                     raise EndpointUnavailable(f"{url}{path} sent a stream with no events (not a {self.endpoint.api} server?)")
+            finally:
+                await response.aclose()  # before its end (a cut, a cancel): closes the connection, the server stops
         except httpx.TimeoutException as exc:
             raise EndpointUnavailable(f"{url}: timed out ({type(exc).__name__})") from None
         except httpx.HTTPError as exc:
@@ -200,6 +221,26 @@ class RemoteEngine:
         elif consumer.cancelled:
             stream.stop_reason = "cancelled"
         return stream.result(self.served_model or self.name)
+
+    async def _send(self, url: str, body: dict, consumer: GenerationStream) -> httpx.Response | None:
+        """POST ``body`` and wait for the response headers, watching the cancel token meanwhile: llama-server sends
+        them only with the first token, after the request waited for a slot and its prompt was evaluated.  None
+        when cancelled first: the request is abandoned, which closes its connection (a half-read HTTP/1.1
+        response cannot be reused), and llama-server drops a request whose client hung up."""
+        sending = asyncio.ensure_future(self._client.send(self._client.build_request("POST", url, json=body),
+                                                          stream=True))
+        try:
+            while not sending.done():
+                await asyncio.wait({sending}, timeout=_POLL_S)
+                if consumer.cancelled and not sending.done():
+                    break
+        finally:
+            if not sending.done():
+                sending.cancel()
+                await asyncio.gather(sending, return_exceptions=True)  # until the connection is closed
+        if sending.cancelled():
+            return None
+        return sending.result()
 
     def _request_body(self, request: GenerationRequest) -> tuple[str, dict]:
         sampling = {

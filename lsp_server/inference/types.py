@@ -135,6 +135,8 @@ class GenerationResult:
     drafted_tokens: int = 0
     accepted_draft_tokens: int = 0
     model_name: str = ""
+    failover: str | None = None
+    """A remote rung whose first server failed: which failed, why, and which answered (None: no failover)."""
 
     @property
     def decode_tokens_per_s(self) -> float:

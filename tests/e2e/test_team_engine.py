@@ -140,11 +140,6 @@ async def held_client(lsp_client: LanguageClient, request):
     await lsp_client.shutdown_session()
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RemoteEngine._generate_at awaits `self._client.stream(...)` (the response headers) without watching the cancel "
-    "token; llama-server sends its headers only with the first token, so a request cancelled while it waits for a "
-    "slot or its prompt is evaluated keeps its connection, its place in the server's queue and its whole prompt "
-    "evaluation (and, past readTimeoutS, ends as EndpointUnavailable). Fix: race the send against the token"))
 async def test_cancel_before_the_first_token_hangs_up(held_client: LanguageClient, fake_team_server: FakeTeamServer):
     client = held_client
     await wait_ready(client)
@@ -297,10 +292,6 @@ async def test_two_servers_one_rung_affinity_failover_and_return(pair_client: La
     assert (await served_by(client, doc_c, (1, 11)))[0] == 0
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "RemoteEngine.label always names endpoint.urls[0] and a failover inside the rung leaves no trace in the "
-    "status: after the first URL dies, gearshift.status still says `team · <dead host> · model` and the completion "
-    "status does not say that the other server answered or why (remote.py generate()/label)"))
 async def test_failover_inside_the_rung_is_in_the_status(pair_client: LanguageClient):
     client = pair_client
     servers: list[LlamaServer] = client.pair  # type: ignore[attr-defined]

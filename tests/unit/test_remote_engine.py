@@ -14,7 +14,7 @@ from lsp_server.inference.guard import build_ladder
 from lsp_server.inference.remote import RemoteEngine
 from lsp_server.inference.types import CancelToken, GenerationRequest, InfillParts
 from lsp_server.settings import EndpointSettings, GearshiftSettings, parse_settings
-from tests.support.fake_team_server import CutStream, Pieces, Raw
+from tests.support.fake_team_server import CutStream, HeldHeaders, Pieces, Raw
 from tests.support.fake_team_server import fake_team_server as fake_team_server  # noqa: F401 (fixture)
 
 
@@ -96,6 +96,35 @@ async def test_cancel_closes_the_stream_mid_generation(fake_team_server):
     assert fake_team_server.aborted == 1
 
 
+async def test_cancel_before_the_first_token_hangs_up(fake_team_server):
+    fake_team_server.script(HeldHeaders(5.0))  # llama-server: no headers while queued or evaluating the prompt
+    engine = engine_for(fake_team_server.url)
+    token = CancelToken()
+    asyncio.get_running_loop().call_later(0.3, token.cancel)
+    started = asyncio.get_running_loop().time()
+    result = await engine.generate(request(), token)
+    assert result.stop_reason == "cancelled" and result.text == ""
+    assert asyncio.get_running_loop().time() - started < 1.0  # not the server's 5 s
+    for _ in range(50):
+        if fake_team_server.hung_up_s:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_team_server.hung_up_s and fake_team_server.hung_up_s[0] < 1.0  # the server saw the hang-up
+    assert len(fake_team_server.requests) == 1
+
+
+async def test_the_consumers_stop_before_the_first_token_hangs_up(fake_team_server):
+    fake_team_server.script(HeldHeaders(5.0))
+    stream = engine_for(fake_team_server.url).stream(request())
+    asyncio.get_running_loop().call_later(0.3, stream.cancel)
+    assert (await stream.result()).stop_reason == "cancelled"
+    for _ in range(50):
+        if fake_team_server.hung_up_s:
+            break
+        await asyncio.sleep(0.02)
+    assert fake_team_server.hung_up_s
+
+
 async def test_early_answer_and_time_budget(fake_team_server):
     fake_team_server.script(Pieces(("a", "b\n", "c", "d", "e\n", "f", "g", "h", "i", "j"), delay_s=0.1))
     engine = engine_for(fake_team_server.url)
@@ -151,6 +180,18 @@ async def test_failover_and_document_affinity(fake_team_server):
         other.close()
 
 
+async def test_a_failover_names_the_server_that_answered_and_why(fake_team_server):
+    dead = closed_port()
+    engine = engine_for(dead, fake_team_server.url)
+    assert engine.label == f"team · {dead.removeprefix('http://')}"  # nothing answered yet: the first URL
+    result = await engine.generate(request())
+    here = fake_team_server.url.removeprefix("http://")
+    assert engine.label == f"team · {here} · fake"  # the one serving now, its model from its own /props
+    assert result.failover is not None and dead in result.failover and f"{here} answered" in result.failover
+    again = await engine.generate(request())  # the document stays there: no failover this time
+    assert again.failover is None and engine.label.startswith(f"team · {here}")
+
+
 def test_privacy_rules_apply_to_endpoints():
     team = EndpointSettings(name="team", urls=["http://gpu:8080"])
     allowed = EndpointSettings(name="box", urls=["http://127.0.0.1:8080"], allow_when_local_only=True)
@@ -189,14 +230,14 @@ class TeamTiers:
         return self.get_loaded(model)
 
 
-def team_service(url: str, **cloud):
+def team_service(*urls: str, **cloud):
     from lsp_server.completion.fim import TEMPLATES
     from lsp_server.completion.service import CompletionService
     from lsp_server.inference.guard import LatencyGuard
     from tests.unit.fakes import MODEL, FakeEngine
 
     settings = parse_settings({
-        "endpoints": [{"name": "team", "urls": [url], "fimTemplate": "qwen", "connectTimeoutS": 0.5}],
+        "endpoints": [{"name": "team", "urls": list(urls), "fimTemplate": "qwen", "connectTimeoutS": 0.5}],
         "models": {"defaultModel": "team", "ladder": ["team", MODEL]},
         "cloud": cloud, "completion": {"firstAnswerMs": 60000, "minConfidence": 0.0},
     })
@@ -221,6 +262,22 @@ async def test_the_team_rung_answers_and_its_template_comes_from_settings(fake_t
     outcome = await service.complete(snapshot_at_end("def add(a, b):\n    "))
     assert outcome.tier == "team" and outcome.suggestion == "return a + b"
     assert fake_team_server.requests and not local.requests
+
+
+async def test_a_cancelled_request_does_not_fail_over(fake_team_server):
+    token = CancelToken()
+    token.cancel()  # the user typed on while the first server was failing
+    result = await engine_for(closed_port(), fake_team_server.url).generate(request(), token)
+    assert result.stop_reason == "cancelled" and not fake_team_server.requests
+
+
+async def test_a_failover_inside_the_team_rung_is_in_the_outcome(fake_team_server):
+    dead = closed_port()
+    service, local = team_service(dead, fake_team_server.url)
+    outcome = await service.complete(snapshot_at_end("def add(a, b):\n    "))
+    assert outcome.tier == "team" and outcome.suggestion == "return a + b" and not local.requests
+    assert dead in (outcome.facts.remote_failover or "") and outcome.facts.remote_error is None
+    assert outcome.shift is None  # the rung answered: the guard does not move
 
 
 async def test_a_dead_team_server_is_answered_locally_in_the_same_request_and_the_guard_moves():
