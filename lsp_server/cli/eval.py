@@ -40,6 +40,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--cold", action="store_true",
                         help="no prewarm before each request (latency at a cursor that just jumped there)")
     parser.add_argument("--json", metavar="PATH", help="also write this run's report here")
+    parser.add_argument("--settings", metavar="FILE",
+                        help="Gearshift settings as JSON (the editor's shape, e.g. team `endpoints` to measure too)")
     parser.add_argument("--tests", metavar="CMD",
                         help="also report pass@1: run this shell command (the repository's tests) with each"
                              " suggestion in place, in a scratch copy of the repository")
@@ -54,8 +56,9 @@ def _positive(value: str) -> int:
     return number
 
 
-def chosen_tiers(requested: str, ladder: list[str]) -> list[str]:
-    """The tiers to measure: those named (each installed, or a GGUF path), else every installed one, largest first.
+def chosen_tiers(requested: str, ladder: list[str], endpoints: tuple[str, ...] = ()) -> list[str]:
+    """The tiers to measure: those named (each installed, a configured team endpoint, or a GGUF path), else the
+    team endpoints of the ladder and every installed model, largest first.
 
     GearshiftError when a named one is not installed or none is.
     """
@@ -70,6 +73,8 @@ def chosen_tiers(requested: str, ladder: list[str]) -> list[str]:
             if is_model_path(name):
                 if not Path(name).expanduser().is_file():
                     raise GearshiftError(f"no model file at {name}")
+            elif name in endpoints:
+                continue
             elif name not in CATALOG:
                 raise GearshiftError(f"unknown model {name!r}; the catalog has {', '.join(CATALOG)}")
             elif name not in installed:
@@ -77,9 +82,10 @@ def chosen_tiers(requested: str, ladder: list[str]) -> list[str]:
                     f"{name} is not installed (installed: {', '.join(installed) or 'none'}); see `gearshift models list`"
                 )
         return names
-    if not installed:
+    if not installed and not endpoints:
         raise GearshiftError("no model is installed: run `make install`, then `gearshift models list` to check")
-    return [name for name in ladder if name in installed] + [name for name in installed if name not in ladder]
+    available = set(installed) | set(endpoints)
+    return [name for name in ladder if name in available] + [name for name in installed if name not in ladder]
 
 
 class Progress:
@@ -186,6 +192,29 @@ async def _measure(
     return measured
 
 
+def load_settings(file: str | None) -> GearshiftSettings:
+    """The settings in ``file`` (JSON, as an editor sends them), else the defaults; GearshiftError naming the file."""
+    import json
+
+    from lsp_server.settings import GearshiftSettings, parse_settings
+
+    if file is None:
+        return GearshiftSettings()
+    try:
+        return parse_settings(json.loads(Path(file).expanduser().read_text(encoding="utf-8")))
+    except (OSError, ValueError) as exc:
+        raise GearshiftError(f"cannot read the settings file {file}: {exc}") from exc
+
+
+def refuse_forbidden_endpoints(settings: GearshiftSettings, tiers: list[str]) -> None:
+    """A team endpoint the settings forbid code to go to (``cloud.localOnly``) is refused before anything runs."""
+    from lsp_server.cloud.endpoints import remote_refusal
+
+    for endpoint in settings.endpoints:
+        if endpoint.name in tiers and (refusal := remote_refusal(endpoint, None, settings)):
+            raise GearshiftError(f"{endpoint.name} cannot be measured: {refusal}")
+
+
 def main(args: argparse.Namespace) -> int:
     from lsp_server.evaluation.recommend import recommend
     from lsp_server.evaluation.report import build_report
@@ -193,9 +222,8 @@ def main(args: argparse.Namespace) -> int:
     from lsp_server.evaluation.results import save_report, write_json
     from lsp_server.evaluation.sampling import draw_samples
     from lsp_server.inference.cpu import cpu_name
-    from lsp_server.settings import GearshiftSettings
 
-    settings = GearshiftSettings()
+    settings = load_settings(args.settings)
     path = Path(args.path).expanduser()
     found = source_files(path, settings.cloud, limit=max(FILES_PER_SAMPLE * args.samples, MIN_FILES_READ),
                          seed=args.seed)
@@ -207,7 +235,8 @@ def main(args: argparse.Namespace) -> int:
     samples = draw_samples(found.files, args.samples, args.seed)
     if not samples:
         raise GearshiftError(f"no line of the {len(found.files)} supported files under {path} is worth masking")
-    tiers = chosen_tiers(args.tiers, settings.models.ladder)
+    tiers = chosen_tiers(args.tiers, settings.models.ladder, tuple(e.name for e in settings.endpoints))
+    refuse_forbidden_endpoints(settings, tiers)
     multiline = sum(1 for s in samples if s.n_lines > 1)
     print(
         f"Private eval of {found.root}: {len(samples)} samples ({len(samples) - multiline} lines,"

@@ -25,6 +25,7 @@ from lsp_server.evaluation.sampling import SPAN_LINES, draw_samples, mask, span_
 from lsp_server.inference.guard import MIN_TOKENS_FOR_SPEED
 from lsp_server.inference.types import GenerationRequest, GenerationResult
 from lsp_server.settings import CloudSettings
+from tests.support.fake_team_server import fake_team_server as fake_team_server  # noqa: F401 (fixture)
 from tests.unit.fakes import FakeEngine, service_with
 
 FUNCTION = '''"""Module {n}."""
@@ -360,8 +361,9 @@ def test_progress_line_has_an_eta(capsys):
 # -- for real -----------------------------------------------------------------------------------------
 
 
-@pytest.mark.model
-def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monkeypatch):
+@pytest.fixture
+def real_smollm(tmp_path, monkeypatch):
+    """The installed SmolLM2 where it is, the eval report under ``tmp_path``."""
     from lsp_server.errors import ModelError
     from lsp_server.inference.assembly import ensure_model
     from lsp_server.inference.catalog import model_dir
@@ -373,6 +375,10 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
         pytest.skip(f"smollm2-135m not installed: {exc}")
     monkeypatch.setenv("GEARSHIFT_MODEL_DIR", str(model_dir()))  # the models where they are, the report in tmp
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+
+@pytest.mark.model
+def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, real_smollm):
     repo = make_repo(tmp_path / "repo", {"calc.py": FUNCTION.format(n=1), "notes.md": "# Notes\n"})
     out = tmp_path / "out.json"
     argv = ["eval", str(repo), "--samples", "3", "--tiers", "smollm2-135m", "--seed", "2", "--json", str(out)]
@@ -393,18 +399,7 @@ def test_eval_runs_the_real_pipeline_on_a_tiny_repository(tmp_path, capsys, monk
 
 
 @pytest.mark.model
-def test_eval_tests_report_pass_at_1_from_the_repositorys_own_tests(tmp_path, capsys, monkeypatch):
-    from lsp_server.errors import ModelError
-    from lsp_server.inference.assembly import ensure_model
-    from lsp_server.inference.catalog import model_dir
-
-    monkeypatch.delenv("XDG_CACHE_HOME")
-    try:
-        ensure_model("smollm2-135m")
-    except ModelError as exc:
-        pytest.skip(f"smollm2-135m not installed: {exc}")
-    monkeypatch.setenv("GEARSHIFT_MODEL_DIR", str(model_dir()))
-    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+def test_eval_tests_report_pass_at_1_from_the_repositorys_own_tests(tmp_path, capsys, real_smollm):
     check = "import calc\nassert calc.compute_1([1, 2, 3], 2) == 'high/4.0'\n"
     repo = make_repo(tmp_path / "repo", {"calc.py": FUNCTION.format(n=1), "check_calc.txt": check})
     out = tmp_path / "out.json"
@@ -425,6 +420,39 @@ def test_eval_tests_report_pass_at_1_from_the_repositorys_own_tests(tmp_path, ca
 def test_tests_failing_on_the_unchanged_repository_are_refused(tmp_path, capsys, repo):
     _assert_refused(capsys, [str(repo), "--tests", "exit 3", "--json", str(tmp_path / "out.json")],
                     "fails on the unchanged repository", tmp_path, repo)
+
+
+def test_eval_measures_a_team_endpoint_from_a_settings_file(tmp_path, capsys, fake_team_server):
+    # A team server (the fake speaks llama-server's /infill) is a tier like an installed model.
+    repo = make_repo(tmp_path / "repo", {"calc.py": FUNCTION.format(n=1)})
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"endpoints": [{"name": "team", "urls": [fake_team_server.url]}],
+                                    "models": {"ladder": ["team", "qwen2.5-coder-0.5b", "smollm2-135m"]}}))
+    out = tmp_path / "out.json"
+    argv = ["eval", str(repo), "--settings", str(settings), "--tiers", "team", "--samples", "2", "--cold",
+            "--json", str(out)]
+    assert cli.main(argv) == 0
+    assert "team" in capsys.readouterr().out
+    tier = json.loads(out.read_text())["tiers"]["team"]
+    assert tier["samples"] == 2
+    infills = [r for r in fake_team_server.requests if r["path"] == "/infill"]
+    assert len(infills) >= 2  # every sample went to the server
+    assert all("def compute_1" in r["body"]["input_prefix"] for r in infills)  # the masked file's own text
+
+
+def test_a_team_endpoint_that_local_only_forbids_is_refused_before_anything_is_sent(tmp_path, capsys, repo,
+                                                                                   fake_team_server):
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"cloud": {"localOnly": True},
+                                    "endpoints": [{"name": "team", "urls": [fake_team_server.url]}]}))
+    _assert_refused(capsys, [str(repo), "--settings", str(settings), "--tiers", "team"], "localOnly", tmp_path, repo)
+    assert fake_team_server.requests == []
+
+
+def test_a_broken_settings_file_is_refused(tmp_path, capsys, repo):
+    settings = tmp_path / "settings.json"
+    settings.write_text("{not json")
+    _assert_refused(capsys, [str(repo), "--settings", str(settings)], "cannot read the settings file", tmp_path, repo)
 
 
 def test_hidden_reasons_are_counted_with_confidence_as_one_reason():
