@@ -47,13 +47,15 @@ class RungStats:
     samples_total: int = 0
 
     def __post_init__(self) -> None:
+        self.speeds, self.ttfts, self.calm_speeds = deque(), deque(), deque()
         self.resize(self.window)
 
     def resize(self, window: int) -> None:
+        """Keep the last ``window`` of each measurement (the newest, when the window shrinks)."""
         self.window = window
-        self.speeds = deque(getattr(self, "speeds", ()), maxlen=window)
-        self.ttfts = deque(getattr(self, "ttfts", ()), maxlen=window)
-        self.calm_speeds = deque(getattr(self, "calm_speeds", ()), maxlen=window)
+        self.speeds = deque(self.speeds, maxlen=window)
+        self.ttfts = deque(self.ttfts, maxlen=window)
+        self.calm_speeds = deque(self.calm_speeds, maxlen=window)
 
 
 class LadderMeasurements:
