@@ -95,6 +95,16 @@ class EngineSettings(_Section):
     """Verify drafts only in batch sizes llama.cpp computes bit-identically to one-token decoding
     (measured when the model loads), so prompt lookup never changes the output."""
 
+    document_kv_mib: int = Field(default=256, ge=0)
+    """Host memory (MiB) for the evaluated prompts of recently used documents, kept per model so that going
+    back to a file evaluates only what changed; least recently used dropped first; 0 keeps none.  A document
+    costs about its prompt tokens × the KV bytes per token (`gearshift fit` shows how many fit)."""
+
+    shift_reuse_min_tokens: int = Field(default=64, ge=0)
+    """When the prompt window's start moves, cached runs of at least this many tokens keep their KV through a
+    position shift instead of being evaluated again (llama-server's ``--cache-reuse``); 0 evaluates them again.
+    A shifted answer is close to a cold evaluation's, not bit-identical."""
+
     @model_validator(mode="after")
     def _ngram_range(self) -> EngineSettings:
         if self.lookup_ngram_min > self.lookup_ngram_max:

@@ -2,6 +2,10 @@
 
 KV cache reuse: the context remembers the tokens whose keys and values are in the cache.  A new prompt evaluates
 only the tokens after the longest common prefix; the rest of the cache is dropped with ``llama_memory_seq_rm``.
+Shifted windows: when the prompt's window start moved (lines dropped at its top), the cached tokens that follow
+in the prompt keep their keys and values through a position shift (``llama_memory_seq_add``, what llama-server's
+``--cache-reuse`` does) instead of being evaluated again; the shifted entries attended to the dropped lines when
+they were computed, so an answer after a shift is close to, not bit-identical with, a cold evaluation's.
 Prompt chunks are split evenly (no tiny remainders): llama.cpp's CPU kernels round differently for small batches,
 and a position should get the same numbers whether it is evaluated cold or re-evaluated after an edit.
 """
@@ -19,6 +23,7 @@ import numpy as np
 from llama_cpp._internals import LlamaBatch, LlamaContext
 
 from lsp_server.errors import EngineError
+from lsp_server.inference.llama.documents import SavedState
 from lsp_server.inference.llama.log import LLAMA_LOG
 from lsp_server.inference.llama.model import Model
 from lsp_server.inference.stream import GenerationStream
@@ -107,6 +112,12 @@ class Context:
         self.n_threads = n_threads
         self.kv_tokens: list[int] = []
         """The token at each position of the KV cache, in order."""
+        self.document: str | None = None
+        """The document (request affinity key) whose prompt the cache holds; None: unknown or empty."""
+        self.shift_min_tokens = settings.shift_reuse_min_tokens if llama.llama_memory_can_shift(self.memory) else 0
+        """Shortest run of cached tokens moved to a new position instead of evaluated again; 0: no shifting."""
+        self.shifted_tokens = 0
+        """Tokens the last ``reuse_prefix`` kept through a position shift (counted for tests and stats)."""
 
         cap = self.capacity
         self._batch = LlamaBatch(n_tokens=cap, embd=0, n_seq_max=1, verbose=True)
@@ -162,18 +173,72 @@ class Context:
             )
         return view
 
-    def reuse_prefix(self, tokens: list[int], need_logits: bool) -> int:
-        """Drop cache entries after the longest common prefix with ``tokens``; returns the prefix length."""
+    def reuse_prefix(self, tokens: list[int], need_logits: bool, shift: bool = False) -> int:
+        """Keep what the cache holds of ``tokens`` and drop the rest; returns how many tokens need no evaluation.
+
+        The longest common prefix is kept in place; after it, with ``shift`` (the cache holds an earlier prompt
+        of the same document), runs of cached tokens that come next in ``tokens`` are shifted into place (see the
+        module docstring).
+        """
         kv = self.kv_tokens
-        keep = common_prefix(kv, tokens)
-        if need_logits and keep == len(tokens):
-            keep -= 1  # the last prompt token is evaluated again for its logits
+        limit = len(tokens) - 1 if need_logits else len(tokens)  # the last token is evaluated for its logits
+        keep = min(common_prefix(kv, tokens), limit)
+        self.shifted_tokens = 0
+        if shift and self.shift_min_tokens and keep < len(kv):
+            keep = self._shift_runs(tokens, keep, limit)
         if keep < len(kv):
             if not llama.llama_memory_seq_rm(self.memory, 0, keep, -1):
                 llama.llama_memory_clear(self.memory, True)
                 keep = 0
             del kv[keep:]
         return keep
+
+    def _shift_runs(self, tokens: list[int], n_past: int, limit: int) -> int:
+        """Move cached runs of at least ``shift_min_tokens`` that continue ``tokens[:n_past]`` down into place.
+
+        As llama-server's cache reuse: the cache is scanned forward for a run that starts with the next prompt
+        token; cells skipped over are removed, the run's positions are shifted down, and the scan goes on after
+        it.  The prompt side never skips a token, so the cache stays a prefix of the prompt.
+        """
+        kv = self.kv_tokens
+        head_c = head_p = n_past
+        while head_c < len(kv) and head_p < limit:
+            n = 0
+            while head_c + n < len(kv) and head_p + n < limit and kv[head_c + n] == tokens[head_p + n]:
+                n += 1
+            if n < self.shift_min_tokens:
+                head_c += 1
+                continue
+            if head_c > head_p:
+                llama.llama_memory_seq_rm(self.memory, 0, head_p, head_c)
+                llama.llama_memory_seq_add(self.memory, 0, head_c, head_c + n, head_p - head_c)
+                kv[head_p : head_p + n] = kv[head_c : head_c + n]
+                self.shifted_tokens += n
+            head_c += n
+            head_p += n
+        # Cells after the kept runs still carry their old positions: drop them along with the rest.
+        llama.llama_memory_seq_rm(self.memory, 0, head_p, -1)
+        del kv[head_p:]
+        return head_p
+
+    def save_state(self) -> SavedState:
+        """A copy of the cache's sequence (tokens, positions, keys, values) in host memory."""
+        size = llama.llama_state_seq_get_size(self.ctx, 0)
+        data = (ctypes.c_uint8 * size)()
+        written = llama.llama_state_seq_get_data(self.ctx, data, size, 0)
+        if written != size:
+            raise EngineError(f"llama.cpp saved {written} of {size} bytes of the KV state ({self.name})")
+        return SavedState(tokens=list(self.kv_tokens), data=data)
+
+    def load_state(self, state: SavedState) -> bool:
+        """Replace the cache's sequence with a saved one; False (and an empty cache) if llama.cpp refused it."""
+        llama.llama_memory_seq_rm(self.memory, 0, -1, -1)
+        self.kv_tokens.clear()
+        if llama.llama_state_seq_set_data(self.ctx, state.data, state.size, 0) == 0:
+            self.reset()
+            return False
+        self.kv_tokens.extend(state.tokens)
+        return True
 
     def evaluate(
         self,
@@ -214,6 +279,7 @@ class Context:
         """Empty the KV cache."""
         llama.llama_memory_clear(self.memory, True)
         self.kv_tokens.clear()
+        self.document = None
 
     def close(self) -> None:
         self._batch.close()

@@ -37,7 +37,8 @@ from typing import Any, TypeVar
 
 from lsp_server.errors import EngineError
 from lsp_server.inference.llama import calibrate, decode
-from lsp_server.inference.llama.context import Context, StopFlag
+from lsp_server.inference.llama.context import Context, StopFlag, common_prefix
+from lsp_server.inference.llama.documents import DocumentStates
 from lsp_server.inference.llama.log import LLAMA_LOG
 from lsp_server.inference.llama.model import Model
 from lsp_server.inference.llama.output import Output
@@ -80,6 +81,8 @@ class LlamaEngine:
         self._last: GenerationResult | None = None
         self._model: Model | None = None
         self._context: Context | None = None
+        self._documents = DocumentStates(settings.document_kv_mib * 2**20)
+        """Saved KV states of recently used documents other than the one the context holds."""
         self._worker_thread: threading.Thread | None = None
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"llama-{self.name}")
         try:
@@ -178,6 +181,9 @@ class LlamaEngine:
             "n_ctx": self.n_ctx,
             "n_threads": context.n_threads if context is not None else self._n_threads_wanted,
             "kv_tokens": len(context.kv_tokens) if context is not None else 0,
+            "shifted_tokens": context.shifted_tokens if context is not None else 0,
+            "saved_documents": len(self._documents),
+            "saved_document_bytes": self._documents.bytes_used,
         }
         last = self._last
         if last is not None:
@@ -225,19 +231,24 @@ class LlamaEngine:
     async def prewarm(self, request: GenerationRequest) -> None:
         """Evaluate ``request.prompt`` into the KV cache; gives way as soon as a generation is waiting."""
         own = CancelToken()
-        future = self._submit(self._prewarm, request.prompt, StopFlag(self._closing, own))
+        future = self._submit(self._prewarm, request.prompt, request.affinity_key, StopFlag(self._closing, own))
         try:
             await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             own.cancel()
             raise
 
-    def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None) -> None:
-        self._submit(self._prewarm, prompt, StopFlag(self._closing, cancel)).result()
+    def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None, document: str | None = None) -> None:
+        self._submit(self._prewarm, prompt, document, StopFlag(self._closing, cancel)).result()
 
     def reset_cache(self) -> None:
-        """Empty the KV cache (benchmarks measure cold prompt evaluation with it)."""
-        self._submit(lambda: self._require()[1].reset()).result()
+        """Empty the KV cache and the saved document states (benchmarks measure cold evaluation with it)."""
+
+        def reset() -> None:
+            self._require()[1].reset()
+            self._documents.clear()
+
+        self._submit(reset).result()
 
     def close(self) -> None:
         """Stop any running request, free the context and model, and end the worker thread (idempotent)."""
@@ -258,14 +269,15 @@ class LlamaEngine:
 
     # ------------------------------------------------------------------ requests (worker thread)
 
-    def _prewarm(self, prompt: str, flag: StopFlag) -> None:
+    def _prewarm(self, prompt: str, document: str | None, flag: StopFlag) -> None:
         if self._closing.is_set():
             return
         model, context = self._require()
         context.set_n_threads(self._n_threads_wanted)
         tokens = model.tokenize(prompt.encode("utf-8"), True, True)[: self.n_ctx - 1]
         started = time.perf_counter()
-        reused = context.reuse_prefix(tokens, need_logits=False)
+        own = self._switch_document(context, document, tokens)
+        reused = context.reuse_prefix(tokens, need_logits=False, shift=own)
         if reused == len(tokens):
             return
         chunk = min(_PREWARM_CHUNK, context.capacity)
@@ -320,7 +332,8 @@ class LlamaEngine:
         lookup_on = self._settings.prompt_lookup if request.prompt_lookup is None else request.prompt_lookup
         out = Output(request, model.piece, model.is_eog, called, stream.publish if stream is not None else None)
 
-        reused = context.reuse_prefix(prompt, need_logits=True)
+        own = self._switch_document(context, request.affinity_key, prompt)
+        reused = context.reuse_prefix(prompt, need_logits=True, shift=own)
         # The prompt has no time budget (a request stuck behind a long one is cancelled by the next keystroke
         # instead); its chunks are kept to about a second so that cancelling takes effect soon.
         reason = context.evaluate(prompt, flag, math.inf, self._request_chunk, True)
@@ -365,6 +378,27 @@ class LlamaEngine:
             accepted_draft_tokens=accepted,
             model_name=self.name,
         )
+
+    def _switch_document(self, context: Context, document: str | None, prompt: list[int]) -> bool:
+        """Before ``document``'s prompt: save the other document the cache holds, bring back ``document``'s own.
+
+        The saved state comes back only when it shares more with ``prompt`` than the cache does now (two
+        documents may share a header or a file's copy).  Requests without a document key use the cache as is.
+        Returns whether the cache now holds this document's own earlier prompt: only then may cached runs be
+        shifted into the new one (another prompt's runs were computed in another context, and a model reading
+        them where they do not belong can lose its way).
+        """
+        if document is None:
+            return False
+        if document == context.document:
+            return True
+        saved = self._documents.take(document)
+        if context.document is not None and context.kv_tokens:
+            self._documents.put(context.document, context.save_state())
+        context.document = document
+        if saved is not None and common_prefix(saved.tokens, prompt) > common_prefix(context.kv_tokens, prompt):
+            return context.load_state(saved)
+        return False
 
     # ------------------------------------------------------------------ plumbing
 
