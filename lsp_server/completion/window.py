@@ -72,9 +72,12 @@ def rung_window(
     settings: CompletionSettings, rung: Rung, prompt_tokens_per_s: float | None
 ) -> tuple[int, int]:
     """(prefix, suffix) tokens for a request on ``rung``: :func:`prompt_window` scaled by ``rung.context_scale``,
-    the prefix never below ``MIN_PREFIX_TOKENS``."""
+    the prefix never below ``MIN_PREFIX_TOKENS``.  A remote rung gets the configured window whatever prompt speed
+    was measured: that speed is a shared server's (other editors' requests, its queue), and a window that moved
+    with it would change the prompt's start and throw away the document's KV cache on the server."""
     prefix_tokens, suffix_tokens = prompt_window(
-        settings.prefix_tokens, settings.suffix_tokens, settings.cold_prompt_ms, prompt_tokens_per_s
+        settings.prefix_tokens, settings.suffix_tokens, settings.cold_prompt_ms,
+        None if rung.remote else prompt_tokens_per_s,
     )
     return max(MIN_PREFIX_TOKENS, int(prefix_tokens * rung.context_scale)), int(suffix_tokens * rung.context_scale)
 

@@ -29,6 +29,8 @@ class Pieces:
     pieces: tuple[str, ...]
     delay_s: float = 0.0
     finish: str = "stop"  # llama-server stop_type "eos"/"limit"/"word"; OpenAI finish_reason "stop"/"length"
+    timings: dict | None = None
+    """llama-server's final ``timings`` (prompt_n, cache_n, prompt_ms...): defaults where None."""
 
 
 @dataclass(frozen=True)
@@ -162,9 +164,9 @@ def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
         yield sse({"choices": [{"text": "", "index": 0, "finish_reason": answer.finish}]})
         yield b"data: [DONE]\n\n"
     else:
-        yield sse({"content": "", "stop": True, "stop_type": answer.finish,
-                   "timings": {"prompt_n": 12, "cache_n": 30, "prompt_ms": 8.0, "predicted_n": len(answer.pieces),
-                               "predicted_ms": 20.0}})
+        timings = {"prompt_n": 12, "cache_n": 30, "prompt_ms": 8.0, "predicted_n": len(answer.pieces),
+                   "predicted_ms": 20.0, **(answer.timings or {})}
+        yield sse({"content": "", "stop": True, "stop_type": answer.finish, "timings": timings})
 
 
 @pytest.fixture

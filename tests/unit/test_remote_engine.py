@@ -11,7 +11,7 @@ from lsp_server.cloud.endpoints import remote_refusal
 from lsp_server.completion.early import EarlyAnswer
 from lsp_server.errors import EndpointUnavailable
 from lsp_server.inference.guard import build_ladder
-from lsp_server.inference.remote import RemoteEngine
+from lsp_server.inference.remote import BYTES_PER_TOKEN, RemoteEngine
 from lsp_server.inference.types import CancelToken, GenerationRequest, InfillParts
 from lsp_server.settings import EndpointSettings, GearshiftSettings, parse_settings
 from tests.support.fake_team_server import CutStream, HeldHeaders, Pieces, Raw
@@ -309,3 +309,21 @@ async def test_a_never_send_document_is_not_even_prewarmed_remotely(fake_team_se
     service, _local = team_service(fake_team_server.url)
     assert not await service.prewarm(snapshot_at_end("def add(a, b):\n    ", "/src/secrets/keys.py"))
     assert fake_team_server.requests == []
+
+
+async def test_a_slow_measured_prompt_does_not_shrink_the_remote_window(fake_team_server):
+    """The local cold-prompt rule sizes in-process windows from this machine's prompt speed; a team server's
+    measured speed (shared, queued) must not move the remote rung's window, or its start moves and the server's
+    KV cache for the document is lost."""
+    service, _local = team_service(fake_team_server.url)
+    service.tiers.remote.served_model = "fake"
+    # 50 tokens/s measured on the server: the local rule would allow 8 s x 50 = 400 tokens of the 1152 configured.
+    fake_team_server.script(Pieces(("x",), timings={"prompt_n": 2000, "cache_n": 0, "prompt_ms": 40000.0}))
+    text = "".join(f"value_{i} = compute({i}, 'some text here')\n" for i in range(400)) + "def f():\n    "
+    await service.complete(snapshot_at_end(text))
+    assert service._prompt_speed.get("team", 0) < 100  # the slow speed was measured
+    await service.complete(snapshot_at_end(text + "x = 1\n    "))
+    first, second = (r["body"]["input_prefix"] for r in fake_team_server.requests[-2:])
+    configured = service.settings.completion.prefix_tokens
+    assert len(second) > 0.75 * configured * BYTES_PER_TOKEN  # about the configured window, not 400 tokens'
+    assert second.startswith(first[:200])  # the window's start stayed put
