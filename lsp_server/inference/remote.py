@@ -10,6 +10,11 @@ that is not a usable answer (refused connection, timeout, an HTTP error, HTML or
 from every server of the rung raises ``EndpointUnavailable`` naming the URLs and the reasons, so the ladder's next
 rung can answer instead; where another server of the rung answered, the result's ``failover`` says so.
 
+Several servers of one rung: a document sticks to the server that answered it last (its KV cache holds the
+document); a new document goes to the healthy server this client has sent the fewest documents to. A server that
+failed is backed off (``BACKOFF_S``, doubled with each failure in a row, at most ``BACKOFF_MAX_S``): nothing is
+sent to it meanwhile, and when the back-off is over its ``/health`` is asked before a request goes there again.
+
 Token counts for window sizing are estimated from bytes (the server's tokenizer is a round trip away); the server's
 own counts come back in the result.
 """
@@ -22,6 +27,8 @@ import logging
 import math
 import os
 import time
+from collections import Counter
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import httpx
@@ -38,10 +45,33 @@ log = logging.getLogger(__name__)
 BYTES_PER_TOKEN = 3.5
 """Code averages 3-4 UTF-8 bytes per token with BPE vocabularies of 32k-150k entries; estimates size windows only."""
 
+BACKOFF_S = 1.0
+"""After a server fails, nothing is sent to it for this long, doubled with each failure in a row."""
+BACKOFF_MAX_S = 30.0
+"""The longest back-off: a server that came back is asked again within this."""
+
 
 
 def _host(url: str) -> str:
     return urlsplit(url).netloc or url
+
+
+@dataclass
+class _Server:
+    """One URL of a rung and what this client knows of its health."""
+
+    url: str
+    failures: int = 0
+    """Failed requests (or health probes) in a row; 0 once it answers."""
+    retry_at: float = 0.0
+    """``time.monotonic()`` before which nothing is sent to it."""
+    reason: str = ""
+    """Why it failed last."""
+    probed: bool = False
+    """Its ``/health`` answered since its last failure: requests may go there again."""
+
+    def backed_off(self, now: float) -> bool:
+        return now < self.retry_at
 
 
 class RemoteEngine:
@@ -56,7 +86,9 @@ class RemoteEngine:
         self.vocabulary = None  # the server's vocabulary is a round trip away: the family is set or named
         self.served_model: str | None = endpoint.model
         """The model the server says it serves (from ``/props`` or ``/v1/models``), once asked."""
+        self._servers = [_Server(url) for url in endpoint.urls]
         self._affinity: LRUCache[str, int] = LRUCache(maxsize=1024)
+        """Document -> index of the server that answered it last (where its KV cache is)."""
         self._serving = 0
         """The index of the URL that answered last: the one the status names."""
         self.requests_sent = 0
@@ -103,18 +135,27 @@ class RemoteEngine:
         parts = request.infill
         if self.endpoint.api != "llama-server" or parts is None:
             return
-        affinity_key = request.affinity_key
-        url = self.endpoint.urls[self._affinity.get(affinity_key or "", 0) % len(self.endpoint.urls)]
+        key = request.affinity_key or ""
+        candidates = self._candidates(key)
+        if not candidates:
+            return
+        index = candidates[0]
+        server = self._servers[index]
+        if not await self._usable(server):
+            return
         body = {"input_prefix": parts.prefix, "input_suffix": parts.suffix, "prompt": parts.middle,
                 "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
                 "n_predict": 0, "cache_prompt": True, "stream": False}
-        log.info("team prewarm %s/infill: file %s, %d bytes", _host(url),
-                 (affinity_key or "").rsplit("/", 1)[-1] or "untitled", len(json.dumps(body).encode()))
+        log.info("team prewarm %s/infill: file %s, %d bytes", _host(server.url),
+                 key.rsplit("/", 1)[-1] or "untitled", len(json.dumps(body).encode()))
         try:
-            await self._client.post(url.rstrip("/") + "/infill", json=body,
+            await self._client.post(server.url.rstrip("/") + "/infill", json=body,
                                     timeout=httpx.Timeout(120.0, connect=self.endpoint.connect_timeout_s))
         except httpx.HTTPError as exc:
             log.debug("team prewarm failed: %s", exc)
+            self._failed(server, f"{server.url}: {exc or type(exc).__name__}")
+            return
+        self._affinity[key] = index  # the next request for the document goes where its prompt is
 
     def close(self) -> None:
         try:
@@ -142,6 +183,53 @@ class RemoteEngine:
             first = body["data"][0]
             self.served_model = first.get("id") if isinstance(first, dict) else None
 
+    # -- which server: affinity, spreading, back-off ----------------------------------------------------
+
+    def _candidates(self, key: str) -> list[int]:
+        """The servers to try for document ``key``, in order: the one that answered it last (its KV cache holds
+        it), else the one with the fewest of this client's documents (new documents spread); then the others by
+        the same count. Servers in their back-off are left out: nothing is sent to them."""
+        now = time.monotonic()
+        load = Counter(self._affinity.values())
+        usable = sorted((i for i, server in enumerate(self._servers) if not server.backed_off(now)),
+                        key=lambda i: (load[i], i))
+        home = self._affinity.get(key)
+        if home in usable:
+            usable.remove(home)
+            usable.insert(0, home)
+        return usable
+
+    async def _usable(self, server: _Server) -> bool:
+        """Whether a request may go to ``server``: yes unless it failed and its ``/health`` (asked once its
+        back-off is over) does not answer 200; a failed probe backs it off again, for twice as long."""
+        if not server.failures or server.probed:
+            return True
+        try:
+            response = await self._client.get(server.url.rstrip("/") + "/health",
+                                              timeout=self.endpoint.connect_timeout_s)
+        except httpx.HTTPError as exc:
+            self._failed(server, f"{server.url}/health: {exc or type(exc).__name__}")
+            return False
+        if response.status_code != 200:  # llama-server: 503 while it loads the model
+            self._failed(server, f"{server.url}/health answered HTTP {response.status_code}")
+            return False
+        server.probed = True
+        log.info("endpoint %s: %s answers /health again", self.name, _host(server.url))
+        return True
+
+    def _failed(self, server: _Server, reason: str) -> None:
+        server.failures += 1
+        server.probed = False
+        server.reason = reason
+        wait = min(BACKOFF_MAX_S, BACKOFF_S * 2 ** (server.failures - 1))
+        server.retry_at = time.monotonic() + wait
+        log.warning("endpoint %s: %s; nothing is sent to %s for %.1f s", self.name, reason, _host(server.url), wait)
+
+    def _backed_off_text(self, skipped: list[_Server]) -> str:
+        now = time.monotonic()
+        return "; ".join(f"{_host(s.url)} backed off for {max(0.0, s.retry_at - now):.1f} s more after: {s.reason}"
+                         for s in skipped)
+
     def stream(self, request: GenerationRequest, cancel: CancelToken | None = None) -> GenerationStream:
         stream = GenerationStream(cancel)
         return stream.run(self._generate(request, stream))
@@ -151,29 +239,37 @@ class RemoteEngine:
         return await self.stream(request, cancel).result()
 
     async def _generate(self, request: GenerationRequest, stream: GenerationStream) -> GenerationResult:
-        urls = self.endpoint.urls
         key = request.affinity_key or ""
-        first = self._affinity.get(key, 0) % len(urls)
+        candidates = self._candidates(key)
+        skipped = [server for i, server in enumerate(self._servers) if i not in candidates]
+        if not candidates:  # every server failed a moment ago: the next rung answers without a round trip
+            raise EndpointUnavailable(self._backed_off_text(skipped))
         failures: list[str] = []
-        for step in range(len(urls)):
+        for step, index in enumerate(candidates):
             if step and stream.cancelled:  # nobody waits for an answer: no other server is asked, the rung not blamed
                 cancelled = StreamedAnswer(request, time.perf_counter(), stream.publish)
                 cancelled.stop_reason = "cancelled"
                 return cancelled.result(self.served_model or self.name)
-            index = (first + step) % len(urls)
+            server = self._servers[index]
+            if not await self._usable(server):
+                failures.append(server.reason)
+                continue
             if self.served_model is None:
-                await self.describe(urls[index])
+                await self.describe(server.url)
             try:
-                result = await self._generate_at(urls[index], request, stream)
+                result = await self._generate_at(server.url, request, stream)
             except EndpointUnavailable as exc:
                 failures.append(str(exc))
-                log.warning("endpoint %s: %s", self.name, exc)
+                self._failed(server, str(exc))
                 continue
+            server.failures, server.probed = 0, False
             self._affinity[key] = index  # this document's KV cache lives there now
             self._serving = index
             if failures:  # the rung answered, but not where it should have: the status says where and why
-                result.failover = f"{'; '.join(failures)}; {_host(urls[index])} answered instead"
+                result.failover = f"{'; '.join(failures)}; {_host(server.url)} answered instead"
             return result
+        if skipped:
+            failures.append(self._backed_off_text(skipped))
         raise EndpointUnavailable("; ".join(failures))
 
     async def _generate_at(self, url: str, request: GenerationRequest, consumer: GenerationStream) -> GenerationResult:

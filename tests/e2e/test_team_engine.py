@@ -273,6 +273,7 @@ async def test_two_servers_one_rung_affinity_failover_and_return(pair_client: La
     b_servers = {(await served_by(client, doc_b, cursor))[0] for cursor in CURSORS_B[:3]}
     assert len(b_servers) == 1, b_servers
     (holder,), (b_server,) = a_servers, b_servers
+    assert holder != b_server  # two new documents: one on each server
     other = 1 - holder
 
     # (b) Failover: the server holding A dies; the very next request for A is answered by the other one.
@@ -281,15 +282,16 @@ async def test_two_servers_one_rung_affinity_failover_and_return(pair_client: La
     assert answered_by == other
     assert "remoteError" not in status, status  # the rung did not fail: no shift, nothing answered locally
 
-    # (c) It comes back on the same port. A stays where it failed over to (its KV cache is there now); B never
-    # failed, so it still goes where it went (the restarted server, if that was it); a new document starts at the
-    # first URL, so the restarted server gets work again only from documents that never left it and new ones.
+    # (c) It comes back on the same port, and its back-off (1 s after one failure) is over: its /health answers. A stays where it
+    # failed over to (its KV cache is there now); B never failed, so it still goes where it went; a new document
+    # goes to the server with the fewest documents: the restarted one, which has none left.
     servers[holder].start()
+    await asyncio.sleep(1.1)
     assert (await served_by(client, doc_a, CURSORS_A[4]))[0] == other
     assert (await served_by(client, doc_b, CURSORS_B[3]))[0] == b_server
     doc_c = "file:///tmp/gearshift-e2e/pair_c.py"
     open_doc(client, doc_c, DOC_C)
-    assert (await served_by(client, doc_c, (1, 11)))[0] == 0
+    assert (await served_by(client, doc_c, (1, 11)))[0] == holder
 
 
 async def test_failover_inside_the_rung_is_in_the_status(pair_client: LanguageClient):

@@ -2,8 +2,9 @@
 
 For the remote engine's fault handling (HTML, garbage, HTTP errors, a stream cut mid-way, a slow server). Each
 test scripts what the next requests get; ``requests`` records path and JSON body of every request,
-``aborted`` counts streams the client closed before their end (a cancel), and ``hung_up_s`` says how long after
-its arrival each ``HeldHeaders`` request was closed by the client while it was still waiting.
+``aborted`` counts streams the client closed before their end (a cancel), ``hung_up_s`` says how long after
+its arrival each ``HeldHeaders`` request was closed by the client while it was still waiting, and ``gets`` lists
+the GETs (health probes, ``/props``).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ class FakeTeamServer:
         self.requests: list[dict[str, Any]] = []
         self.aborted = 0
         self.hung_up_s: list[float] = []
+        self.gets: list[str] = []
+        """Paths of every GET (``/health``, ``/props``), in order."""
+        self.health_status = 200
+        """What ``/health`` answers (llama-server: 503 while it loads the model)."""
         self.default: Any = Pieces(("return", " a", " +", " b"))
         self._script: deque = deque()
         fake = self
@@ -72,8 +77,9 @@ class FakeTeamServer:
                 pass
 
             def do_GET(self) -> None:
+                fake.gets.append(self.path)
                 body = json.dumps({"status": "ok"} if self.path == "/health" else {"model_path": "fake.gguf"}).encode()
-                self.send_response(200)
+                self.send_response(fake.health_status if self.path == "/health" else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()

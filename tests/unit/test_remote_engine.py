@@ -10,6 +10,7 @@ import pytest
 from lsp_server.cloud.endpoints import remote_refusal
 from lsp_server.completion.early import EarlyAnswer
 from lsp_server.errors import EndpointUnavailable
+from lsp_server.inference import remote
 from lsp_server.inference.guard import build_ladder
 from lsp_server.inference.remote import BYTES_PER_TOKEN, RemoteEngine
 from lsp_server.inference.types import CancelToken, GenerationRequest, InfillParts
@@ -26,7 +27,7 @@ def engine_for(*urls: str, api: str = "llama-server", **extra) -> RemoteEngine:
 def request(**extra) -> GenerationRequest:
     return GenerationRequest(prompt="<fim_prefix>def add(a, b):\n    <fim_suffix>\n<fim_middle>", max_tokens=16,
                              stop=["\n\n"], infill=InfillParts(prefix="def add(a, b):\n    ", middle="", suffix="\n"),
-                             affinity_key="file:///a.py", **extra)
+                             **{"affinity_key": "file:///a.py", **extra})
 
 
 def closed_port() -> str:
@@ -190,6 +191,69 @@ async def test_a_failover_names_the_server_that_answered_and_why(fake_team_serve
     assert result.failover is not None and dead in result.failover and f"{here} answered" in result.failover
     again = await engine.generate(request())  # the document stays there: no failover this time
     assert again.failover is None and engine.label.startswith(f"team · {here}")
+
+
+async def test_new_documents_spread_over_the_servers_and_keep_their_server(fake_team_server):
+    from tests.support.fake_team_server import FakeTeamServer
+
+    other = FakeTeamServer()
+    try:
+        engine = engine_for(fake_team_server.url, other.url)
+        for name in ("a", "b", "c", "d"):
+            await engine.generate(request(affinity_key=f"file:///{name}.py"))
+        assert len(fake_team_server.requests) == 2 and len(other.requests) == 2  # not all on the first
+        for _ in range(3):
+            await engine.generate(request(affinity_key="file:///b.py"))
+        assert len(other.requests) == 5 and len(fake_team_server.requests) == 2  # b stays where it started
+    finally:
+        other.close()
+
+
+async def test_a_failed_server_is_backed_off_then_probed_back(fake_team_server, monkeypatch):
+    from tests.support.fake_team_server import FakeTeamServer
+
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.4)
+    sick = FakeTeamServer()
+    try:
+        sick.script(Raw(b"overloaded", status=503, content_type="text/plain"))
+        engine = engine_for(sick.url, fake_team_server.url)
+        first = await engine.generate(request(affinity_key="file:///a.py"))
+        assert first.failover and "503" in first.failover and len(sick.requests) == 1
+        for name in ("b", "c", "d"):  # new documents would spread to the sick server: it is backed off
+            again = await engine.generate(request(affinity_key=f"file:///{name}.py"))
+            assert again.failover is None
+        assert len(sick.requests) == 1 and "/health" not in sick.gets  # nothing at all reached it
+        await asyncio.sleep(0.45)
+        await engine.generate(request(affinity_key="file:///e.py"))  # its back-off is over: probed, then used
+        assert sick.gets.count("/health") == 1 and len(sick.requests) == 2
+        assert len(fake_team_server.requests) == 4  # a stayed where it failed over to
+    finally:
+        sick.close()
+
+
+async def test_the_back_off_doubles_while_the_health_probe_fails(fake_team_server, monkeypatch):
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.2)
+    monkeypatch.setattr(remote, "BACKOFF_MAX_S", 0.3)
+    engine = engine_for(fake_team_server.url)
+    fake_team_server.script(Raw(b"down", status=503, content_type="text/plain"))
+    fake_team_server.health_status = 503  # e.g. restarting: the model is loading
+    with pytest.raises(EndpointUnavailable, match="503"):
+        await engine.generate(request())
+    with pytest.raises(EndpointUnavailable, match="backed off"):  # at once, without a round trip
+        await engine.generate(request())
+    assert len(fake_team_server.requests) == 1 and "/health" not in fake_team_server.gets
+    await asyncio.sleep(0.25)
+    with pytest.raises(EndpointUnavailable, match="health answered HTTP 503"):  # probed: still down
+        await engine.generate(request())
+    assert fake_team_server.gets.count("/health") == 1 and len(fake_team_server.requests) == 1
+    await asyncio.sleep(0.25)  # the second back-off is longer (0.4 s, capped at 0.3): not over yet at 0.25
+    with pytest.raises(EndpointUnavailable, match="backed off"):
+        await engine.generate(request())
+    assert fake_team_server.gets.count("/health") == 1
+    fake_team_server.health_status = 200
+    await asyncio.sleep(0.1)
+    result = await engine.generate(request())  # probed, answers, and its failures are forgotten
+    assert result.text == "return a + b" and fake_team_server.gets.count("/health") == 2
 
 
 def test_privacy_rules_apply_to_endpoints():
