@@ -10,6 +10,14 @@ that is not a usable answer (refused connection, timeout, an HTTP error, HTML or
 from every server of the rung raises ``EndpointUnavailable`` naming the URLs and the reasons, so the ladder's next
 rung can answer instead; where another server of the rung answered, the result's ``failover`` says so.
 
+Slots: llama-server keeps one KV cache per slot (``--parallel``) and, asked without ``id_slot``, picks a slot by
+prompt similarity, which misses when the document's slot is busy (its prewarm still evaluating, a cancelled
+request not yet stopped): the request is then evaluated cold in another slot. So each document is pinned to a slot
+of its server: the first request for it lets the server choose (an idle slot, the least recently used one; it
+sees every client's requests, which this client does not), the answer's ``id_slot`` is remembered, and every
+later request and prewarm for the document names that slot (llama-server then waits for it rather than starting
+over elsewhere); a document placed in a slot takes it from this client's document there before.
+
 Several servers of one rung: a document sticks to the server that answered it last (its KV cache holds the
 document); a new document goes to the healthy server this client has sent the fewest documents to. A server that
 failed is backed off (``BACKOFF_S``, doubled with each failure in a row, at most ``BACKOFF_MAX_S``): nothing is
@@ -27,8 +35,8 @@ import logging
 import math
 import os
 import time
-from collections import Counter
-from dataclasses import dataclass
+from collections import Counter, OrderedDict
+from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
 import httpx
@@ -69,9 +77,29 @@ class _Server:
     """Why it failed last."""
     probed: bool = False
     """Its ``/health`` answered since its last failure: requests may go there again."""
+    total_slots: int | None = None
+    """Its ``/props`` ``total_slots`` (llama-server's ``--parallel``), once asked; 0: it did not say (no pinning)."""
+    slots: OrderedDict[str, int] = field(default_factory=OrderedDict)
+    """Document -> the slot that holds its KV cache there, least recently used first; one document per slot."""
+    placing: dict[str, asyncio.Event] = field(default_factory=dict)
+    """Documents whose first request (the server choosing the slot) is under way: later ones wait for its slot."""
 
     def backed_off(self, now: float) -> bool:
         return now < self.retry_at
+
+    def place(self, document: str, slot: object) -> None:
+        """The server put ``document`` in ``slot``: later requests for it name that slot."""
+        if not isinstance(slot, int) or not self.total_slots or not 0 <= slot < self.total_slots:
+            return
+        for other in [d for d, s in self.slots.items() if s == slot and d != document]:
+            del self.slots[other]  # its cache there is being replaced
+        self.slots[document] = slot
+        self.slots.move_to_end(document)
+
+    def forget(self) -> None:
+        """After a failure: a server that comes back may have restarted, with empty slots or another count."""
+        self.total_slots = None
+        self.slots.clear()
 
 
 class RemoteEngine:
@@ -146,15 +174,21 @@ class RemoteEngine:
         body = {"input_prefix": parts.prefix, "input_suffix": parts.suffix, "prompt": parts.middle,
                 "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
                 "n_predict": 0, "cache_prompt": True, "stream": False}
+        choosing = await self._pin(server, key, body, None)
         log.info("team prewarm %s/infill: file %s, %d bytes", _host(server.url),
                  key.rsplit("/", 1)[-1] or "untitled", len(json.dumps(body).encode()))
         try:
-            await self._client.post(server.url.rstrip("/") + "/infill", json=body,
-                                    timeout=httpx.Timeout(120.0, connect=self.endpoint.connect_timeout_s))
-        except httpx.HTTPError as exc:
+            response = await self._client.post(server.url.rstrip("/") + "/infill", json=body,
+                                               timeout=httpx.Timeout(120.0, connect=self.endpoint.connect_timeout_s))
+            answer = response.json() if response.status_code == 200 else {}
+            if isinstance(answer, dict):
+                self._placed(server, key, choosing, answer.get("id_slot"))
+        except (httpx.HTTPError, ValueError) as exc:
             log.debug("team prewarm failed: %s", exc)
             self._failed(server, f"{server.url}: {exc or type(exc).__name__}")
             return
+        finally:
+            self._placed(server, key, choosing, None)  # failed or cancelled before the server said: not placed
         self._affinity[key] = index  # the next request for the document goes where its prompt is
 
     def close(self) -> None:
@@ -165,23 +199,81 @@ class RemoteEngine:
 
     # -- generation ---------------------------------------------------------------------------------
 
-    async def describe(self, url: str | None = None) -> None:
-        """Learn the served model's name once (llama-server ``/props``, OpenAI ``/v1/models``) from ``url`` (the
-        server that answered last), for the status."""
+    async def describe(self, server: _Server) -> None:
+        """Learn the served model's name once (llama-server ``/props``, with the server's slot count; OpenAI
+        ``/v1/models``) from ``server`` (the one about to be asked), for the status."""
+        if self.endpoint.api == "llama-server":
+            if server.total_slots is None:
+                await self._props(server)
+            return
         if self.served_model is not None:
             return
-        url = (url or self.endpoint.urls[self._serving]).rstrip("/")
-        path = "/props" if self.endpoint.api == "llama-server" else "/v1/models"
         try:
-            response = await self._client.get(url + path, timeout=self.endpoint.connect_timeout_s)
+            response = await self._client.get(server.url.rstrip("/") + "/v1/models",
+                                              timeout=self.endpoint.connect_timeout_s)
             body = response.json()
         except (httpx.HTTPError, ValueError):
             return  # the status just shows less; generation says what is wrong
-        if isinstance(body, dict) and isinstance(body.get("model_path"), str):
-            self.served_model = body["model_path"].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
-        elif isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
+        if isinstance(body, dict) and isinstance(body.get("data"), list) and body["data"]:
             first = body["data"][0]
             self.served_model = first.get("id") if isinstance(first, dict) else None
+
+    # -- which slot: a document pinned to one ------------------------------------------------------------
+
+    async def _pin(
+        self, server: _Server, key: str, body: dict, consumer: GenerationStream | None
+    ) -> asyncio.Event | None:
+        """Name the document's slot in ``body`` (``id_slot``). Returns the event to set once the server chose a
+        slot, where this request lets it choose (the document's first); waits first while another request for
+        the document is choosing (until the consumer cancels)."""
+        if self.endpoint.api != "llama-server" or not key:
+            return None
+        if server.total_slots is None:
+            await self._props(server)
+        if not server.total_slots:
+            return None
+        while (pending := server.placing.get(key)) is not None:
+            if consumer is None:
+                await pending.wait()
+                continue
+            try:
+                await asyncio.wait_for(pending.wait(), POLL_S)
+            except TimeoutError:
+                if consumer.cancelled:
+                    return None
+        slot = server.slots.get(key)
+        if slot is not None:
+            server.slots.move_to_end(key)
+            body["id_slot"] = slot
+            return None
+        body["id_slot"] = -1
+        choosing = server.placing[key] = asyncio.Event()
+        return choosing
+
+    def _placed(self, server: _Server, key: str, choosing: asyncio.Event | None, slot: object) -> None:
+        """The answer to the request that let the server choose said ``slot`` (None: it did not, or failed)."""
+        if choosing is None or server.placing.get(key) is not choosing:
+            return
+        if slot is not None:
+            server.place(key, slot)
+        del server.placing[key]
+        choosing.set()
+
+    async def _props(self, server: _Server) -> None:
+        """``total_slots`` (and the model's name) from the server's ``/props``; 0 where it does not say."""
+        server.total_slots = 0
+        try:
+            response = await self._client.get(server.url.rstrip("/") + "/props",
+                                              timeout=self.endpoint.connect_timeout_s)
+            body = response.json()
+        except (httpx.HTTPError, ValueError):
+            return
+        if not isinstance(body, dict):
+            return
+        if isinstance(body.get("total_slots"), int) and body["total_slots"] > 0:
+            server.total_slots = body["total_slots"]
+        if self.served_model is None and isinstance(body.get("model_path"), str):
+            self.served_model = body["model_path"].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
 
     # -- which server: affinity, spreading, back-off ----------------------------------------------------
 
@@ -218,6 +310,7 @@ class RemoteEngine:
         return True
 
     def _failed(self, server: _Server, reason: str) -> None:
+        server.forget()
         server.failures += 1
         server.probed = False
         server.reason = reason
@@ -254,10 +347,9 @@ class RemoteEngine:
             if not await self._usable(server):
                 failures.append(server.reason)
                 continue
-            if self.served_model is None:
-                await self.describe(server.url)
+            await self.describe(server)
             try:
-                result = await self._generate_at(server.url, request, stream)
+                result = await self._generate_at(server, request, stream)
             except EndpointUnavailable as exc:
                 failures.append(str(exc))
                 self._failed(server, str(exc))
@@ -272,8 +364,20 @@ class RemoteEngine:
             failures.append(self._backed_off_text(skipped))
         raise EndpointUnavailable("; ".join(failures))
 
-    async def _generate_at(self, url: str, request: GenerationRequest, consumer: GenerationStream) -> GenerationResult:
+    async def _generate_at(
+        self, server: _Server, request: GenerationRequest, consumer: GenerationStream
+    ) -> GenerationResult:
+        key = request.affinity_key or ""
         path, body = self._request_body(request)
+        choosing = await self._pin(server, key, body, consumer) if path == "/infill" else None
+        try:
+            return await self._stream_from(server, path, body, request, consumer, choosing)
+        finally:
+            self._placed(server, key, choosing, None)  # failed or cancelled before the server said: not placed
+
+    async def _stream_from(self, server: _Server, path: str, body: dict, request: GenerationRequest,
+                           consumer: GenerationStream, choosing: asyncio.Event | None) -> GenerationResult:
+        url = server.url
         # Audited like a cloud request: where, for which file, how much; never the content.
         sent = len(json.dumps(body).encode())
         file_name = (request.affinity_key or "").rsplit("/", 1)[-1] or "untitled"
@@ -282,6 +386,9 @@ class RemoteEngine:
         log.info("team request %s%s: file %s, %d bytes", _host(url), path, file_name, sent)
         called = time.perf_counter()
         stream = StreamedAnswer(request, called, consumer.publish)
+        if consumer.cancelled:  # while it waited for the document's slot to be chosen
+            stream.stop_reason = "cancelled"
+            return stream.result(self.served_model or self.name)
         try:
             response = await self._send(url.rstrip("/") + path, body, consumer)
             if response is None:  # cancelled before the first token: the connection is closed, the slot freed
@@ -299,6 +406,9 @@ class RemoteEngine:
                 events = 0
                 async for event in read_events(response, consumer):
                     events += 1
+                    if choosing is not None and "id_slot" in event:
+                        self._placed(server, request.affinity_key or "", choosing, event["id_slot"])
+                        choosing = None
                     if stream.push(event, self.endpoint.api):
                         break
                 if not events and not consumer.cancelled:

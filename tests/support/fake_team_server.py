@@ -4,7 +4,9 @@ For the remote engine's fault handling (HTML, garbage, HTTP errors, a stream cut
 test scripts what the next requests get; ``requests`` records path and JSON body of every request,
 ``aborted`` counts streams the client closed before their end (a cancel), ``hung_up_s`` says how long after
 its arrival each ``HeldHeaders`` request was closed by the client while it was still waiting, and ``gets`` lists
-the GETs (health probes, ``/props``).
+the GETs (health probes, ``/props``). Slots as llama-server's: ``/props`` says ``total_slots``; a request naming
+``id_slot`` gets that slot, one with ``-1`` or none the least recently used; every answer says ``id_slot``
+(``slots_used`` lists them in order). A request with ``"stream": false`` (a prewarm) gets one JSON object.
 """
 
 from __future__ import annotations
@@ -66,6 +68,10 @@ class FakeTeamServer:
         """Paths of every GET (``/health``, ``/props``), in order."""
         self.health_status = 200
         """What ``/health`` answers (llama-server: 503 while it loads the model)."""
+        self.total_slots = 2
+        self.slots_used: list[int] = []
+        """The slot of each request, in order of arrival."""
+        self._slot_last_used = [0.0] * self.total_slots
         self.default: Any = Pieces(("return", " a", " +", " b"))
         self._script: deque = deque()
         fake = self
@@ -78,7 +84,8 @@ class FakeTeamServer:
 
             def do_GET(self) -> None:
                 fake.gets.append(self.path)
-                body = json.dumps({"status": "ok"} if self.path == "/health" else {"model_path": "fake.gguf"}).encode()
+                props = {"model_path": "fake.gguf", "total_slots": fake.total_slots}
+                body = json.dumps({"status": "ok"} if self.path == "/health" else props).encode()
                 self.send_response(fake.health_status if self.path == "/health" else 200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
@@ -91,7 +98,7 @@ class FakeTeamServer:
                 fake.requests.append({"path": self.path, "body": body, "headers": dict(self.headers)})
                 behaviour = fake._script.popleft() if fake._script else fake.default
                 try:
-                    fake._answer(self, behaviour)
+                    fake._answer(self, behaviour, fake._slot(body), body.get("stream", True))
                 except (BrokenPipeError, ConnectionResetError):
                     fake.aborted += 1
 
@@ -108,7 +115,18 @@ class FakeTeamServer:
         self._server.shutdown()
         self._server.server_close()
 
-    def _answer(self, handler: BaseHTTPRequestHandler, behaviour: Any) -> None:
+    def _slot(self, body: dict) -> int:
+        if len(self._slot_last_used) != self.total_slots:  # a test changed the count
+            self._slot_last_used = [0.0] * self.total_slots
+        wanted = body.get("id_slot", -1)
+        if not isinstance(wanted, int) or wanted < 0:
+            wanted = min(range(self.total_slots), key=lambda i: self._slot_last_used[i])
+        slot = wanted % self.total_slots
+        self._slot_last_used[slot] = time.monotonic()
+        self.slots_used.append(slot)
+        return slot
+
+    def _answer(self, handler: BaseHTTPRequestHandler, behaviour: Any, slot: int, streamed: bool) -> None:
         openai = handler.path.startswith("/v1/")
         if isinstance(behaviour, HeldHeaders):
             arrived = time.monotonic()
@@ -119,6 +137,10 @@ class FakeTeamServer:
                     return
                 time.sleep(0.02)
             behaviour = self.default
+        if not streamed and isinstance(behaviour, Pieces):  # llama-server's one JSON answer
+            behaviour = Raw(json.dumps({"content": "".join(behaviour.pieces), "id_slot": slot, "stop": True,
+                                        "timings": {"prompt_n": 42, "cache_n": 0}}).encode(),
+                            content_type="application/json")
         if isinstance(behaviour, Raw):
             handler.send_response(behaviour.status)
             handler.send_header("Content-Type", behaviour.content_type)
@@ -131,12 +153,12 @@ class FakeTeamServer:
         handler.send_header("Connection", "close")
         handler.end_headers()
         if isinstance(behaviour, CutStream):
-            for event in list(_events(Pieces(("a", "b", "c")), openai))[:2]:
+            for event in list(_events(Pieces(("a", "b", "c")), openai, slot))[:2]:
                 handler.wfile.write(event)
             handler.wfile.flush()
             handler.close_connection = True
             return
-        for event in _events(behaviour, openai):
+        for event in _events(behaviour, openai, slot):
             handler.wfile.write(event)
             handler.wfile.flush()
             if behaviour.delay_s:
@@ -155,7 +177,7 @@ def _hung_up(connection: socket.socket) -> bool:
         return True
 
 
-def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
+def _events(answer: Pieces, openai: bool, slot: int) -> Iterator[bytes]:
     def sse(obj: Any) -> bytes:
         return b"data: " + json.dumps(obj).encode() + b"\n\n"
 
@@ -164,7 +186,7 @@ def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
             yield sse({"choices": [{"text": piece, "index": 0, "finish_reason": None,
                                     "logprobs": {"tokens": [piece], "token_logprobs": [-0.05]}}]})
         else:
-            yield sse({"content": piece, "stop": False, "completion_probabilities": [
+            yield sse({"content": piece, "stop": False, "id_slot": slot, "completion_probabilities": [
                 {"id": 1, "token": piece, "logprob": -0.05, "top_logprobs": []}]})
     if openai:
         yield sse({"choices": [{"text": "", "index": 0, "finish_reason": answer.finish}]})
@@ -172,7 +194,7 @@ def _events(answer: Pieces, openai: bool) -> Iterator[bytes]:
     else:
         timings = {"prompt_n": 12, "cache_n": 30, "prompt_ms": 8.0, "predicted_n": len(answer.pieces),
                    "predicted_ms": 20.0, **(answer.timings or {})}
-        yield sse({"content": "", "stop": True, "stop_type": answer.finish, "timings": timings})
+        yield sse({"content": "", "stop": True, "stop_type": answer.finish, "id_slot": slot, "timings": timings})
 
 
 @pytest.fixture

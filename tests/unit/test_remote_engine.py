@@ -256,6 +256,63 @@ async def test_the_back_off_doubles_while_the_health_probe_fails(fake_team_serve
     assert result.text == "return a + b" and fake_team_server.gets.count("/health") == 2
 
 
+def slots_asked(server) -> list:
+    return [r["body"].get("id_slot") for r in server.requests]
+
+
+async def test_each_document_is_pinned_to_the_slot_the_server_chose(fake_team_server):
+    engine = engine_for(fake_team_server.url)
+    a, b = request(affinity_key="file:///a.py"), request(affinity_key="file:///b.py")
+    await engine.prewarm(a)  # the first request for a document lets the server choose (its least recently used)
+    await engine.prewarm(b)
+    for _ in range(2):
+        await engine.generate(a)
+        await engine.generate(b)
+    assert slots_asked(fake_team_server) == [-1, -1, 0, 1, 0, 1]  # then every request names the chosen slot
+    assert fake_team_server.slots_used == [0, 1, 0, 1, 0, 1]
+    assert fake_team_server.gets.count("/props") == 1  # total_slots asked once
+
+
+async def test_a_request_waits_for_its_documents_slot_while_the_prewarm_chooses_it(fake_team_server):
+    fake_team_server.script(HeldHeaders(0.5))  # the prewarm's prompt takes a while to evaluate
+    engine = engine_for(fake_team_server.url)
+    await engine.generate(request(affinity_key="file:///other.py"))  # slot 0 is this client's other document's
+    prewarm = asyncio.ensure_future(engine.prewarm(request()))
+    await asyncio.sleep(0.2)
+    result = await engine.generate(request())  # typed while the prewarm still runs: waits for its slot
+    await prewarm
+    assert result.text == "return a + b"
+    assert slots_asked(fake_team_server) == [-1, -1, 1]  # not -1 again: the server would take another slot
+    assert fake_team_server.slots_used == [0, 1, 1]
+
+
+async def test_a_document_placed_in_a_slot_takes_it_from_the_one_there_before(fake_team_server):
+    fake_team_server.total_slots = 1
+    engine = engine_for(fake_team_server.url)
+    await engine.generate(request(affinity_key="file:///a.py"))
+    await engine.generate(request(affinity_key="file:///b.py"))  # the server puts b where a was
+    await engine.generate(request(affinity_key="file:///a.py"))  # a's cache is gone: the server chooses again
+    await engine.generate(request(affinity_key="file:///a.py"))
+    assert slots_asked(fake_team_server) == [-1, -1, -1, 0]
+
+
+async def test_a_failed_server_forgets_its_slots(fake_team_server, monkeypatch):
+    monkeypatch.setattr(remote, "BACKOFF_S", 0.05)
+    engine = engine_for(fake_team_server.url)
+    await engine.generate(request())
+    fake_team_server.script(Raw(b"down", status=503, content_type="text/plain"))
+    with pytest.raises(EndpointUnavailable):
+        await engine.generate(request())
+    await asyncio.sleep(0.1)
+    await engine.generate(request())  # it may have restarted: slots asked again, the server chooses again
+    assert slots_asked(fake_team_server) == [-1, 0, -1] and fake_team_server.gets.count("/props") == 2
+
+
+async def test_openai_servers_get_no_slot(fake_team_server):
+    await engine_for(fake_team_server.url, api="openai").generate(request())
+    assert "id_slot" not in fake_team_server.requests[-1]["body"]
+
+
 def test_privacy_rules_apply_to_endpoints():
     team = EndpointSettings(name="team", urls=["http://gpu:8080"])
     allowed = EndpointSettings(name="box", urls=["http://127.0.0.1:8080"], allow_when_local_only=True)
