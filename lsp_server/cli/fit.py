@@ -46,6 +46,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--measure", action="store_true", help="load each model with llama.cpp, set up as sized, and time a decode"
     )
+    parser.add_argument(
+        "--document-kv-mib", type=int, default=engine_defaults.document_kv_mib,
+        help="memory for saved KV states of recently used documents, per model (default %(default)s)",
+    )
     parser.add_argument("--threads", type=int, help="decode threads for --measure (default: the engine's)")
     parser.add_argument("--json", action="store_true", help="print a machine-readable object")
     parser.add_argument(
@@ -73,6 +77,8 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
         raise EngineError("use either --cache-type or --cache-type-k/--cache-type-v, not both")
     if args.ctx <= 0 or args.batch <= 0 or (args.threads is not None and args.threads <= 0):
         raise EngineError("--ctx, --batch and --threads must be positive")
+    if args.document_kv_mib < 0:
+        raise EngineError("--document-kv-mib must be 0 (keep none) or more")
     type_k = args.cache_type or args.cache_type_k or "f16"
     type_v = args.cache_type or args.cache_type_v or "f16"
     flash = args.flash_attn != "off"
@@ -80,7 +86,7 @@ def options_from_args(args: argparse.Namespace) -> FitOptions:
         raise EngineError(f"a {type_v} V cache needs flash attention; drop --flash-attn off")
     return FitOptions(
         n_ctx=args.ctx, cache_type_k=type_k, cache_type_v=type_v, n_batch=args.batch, flash_attn=flash,
-        target_tok_s=args.target, n_threads=args.threads,
+        target_tok_s=args.target, n_threads=args.threads, document_kv_mib=args.document_kv_mib,
     )
 
 
@@ -96,10 +102,11 @@ def print_table(report: FitReport) -> None:
     print(
         f"Settings: context {settings.n_ctx}, KV cache K {settings.cache_type_k} / V {settings.cache_type_v},"
         f" batch {settings.n_batch}, flash attention {'on' if settings.flash_attn else 'off'};"
-        f" target {settings.target_tok_s:g} tok/s"
+        f" target {settings.target_tok_s:g} tok/s;"
+        f" recent documents' KV {settings.document_kv_mib} MiB per model (window {settings.window_tokens} tokens)"
     )
     print()
-    header = ("model", "weights", "KV cache", "compute", "total", "tok/s", "fits", "exact here")
+    header = ("model", "weights", "KV cache", "compute", "recent docs", "total", "tok/s", "fits", "exact here")
     rows = [header]
     for m in report.models:
         speed = (
@@ -113,9 +120,10 @@ def print_table(report: FitReport) -> None:
         if m.context_exceeds_trained:
             fits += f", ctx > trained {m.trained_context}"
         exact = "-" if m.eval_exact is None else f"{m.eval_exact:.0%}"
+        documents = f"{mib(m.document_kv_bytes)} ({m.documents_kept} × {mib(m.document_state_bytes)})"
         rows.append(
-            (m.name, mib(m.weight_bytes), mib(m.kv_bytes), mib(m.compute_bytes), mib(m.total_bytes), speed, fits,
-             exact)
+            (m.name, mib(m.weight_bytes), mib(m.kv_bytes), mib(m.compute_bytes), documents, mib(m.total_bytes),
+             speed, fits, exact)
         )
     widths = [max(len(row[i]) for row in rows) for i in range(len(header))]
     for row in rows:

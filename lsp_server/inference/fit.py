@@ -214,6 +214,9 @@ def notes(options: FitOptions) -> list[str]:
         "tok/s estimates are an upper bound from memory bandwidth (read bandwidth / bytes per token at a full"
         " context); on few CPU cores real decoding is often 35-50% slower: --measure times it",
         f"{loading}; the KV cache and compute buffer are allocated by llama.cpp",
+        f"recent docs: the evaluated prompts of recently used documents are kept in host memory, up to"
+        f" {options.document_kv_mib} MiB per loaded model (engine.documentKvMiB), so going back to a file evaluates"
+        f" only what changed; the count is documents at the full {options.window_tokens}-token window",
     ]
 
 

@@ -40,7 +40,7 @@ from lsp_server.errors import EngineError, ModelError
 from lsp_server.inference.gguf import read_gguf
 from lsp_server.inference.gguf_info import GGML_TYPES, GgufInfo
 from lsp_server.inference.machine import MachineMemory
-from lsp_server.settings import EngineSettings
+from lsp_server.settings import CompletionSettings, EngineSettings
 from lsp_server.wire import WireModel
 
 CACHE_TYPES = ("f16", "q8_0", "q4_0")
@@ -107,6 +107,10 @@ class FitOptions(WireModel):
     """Decode threads for --measure; None means the engine's default (the CPUs this process may use)."""
     use_mmap: bool = EngineSettings().use_mmap
     """Whether the engine memory-maps the weights (``engine.useMmap``) or reads them into memory."""
+    document_kv_mib: int = EngineSettings().document_kv_mib
+    """Host memory for saved KV states of recently used documents (``engine.documentKvMiB``), per model."""
+    window_tokens: int = CompletionSettings().prefix_tokens + CompletionSettings().suffix_tokens
+    """Prompt tokens one document's saved state holds at most (``completion.prefixTokens`` + ``suffixTokens``)."""
 
     @classmethod
     def for_engine(cls, engine: EngineSettings) -> FitOptions:
@@ -116,6 +120,7 @@ class FitOptions(WireModel):
             n_batch=engine.n_batch, n_threads=engine.n_threads, use_mmap=engine.use_mmap,
             # as the engine decides it: llama.cpp reads a quantized V cache only inside the flash-attention kernel
             flash_attn=engine.flash_attention or engine.kv_cache_type_v != "f16",
+            document_kv_mib=engine.document_kv_mib,
         )
 
 
@@ -139,6 +144,12 @@ class ModelFit(WireModel):
     kv_k_bytes: int
     kv_v_bytes: int
     compute_bytes: int
+    document_kv_bytes: int = 0
+    """The budget for saved KV states of recently used documents (``engine.documentKvMiB``); in the total."""
+    document_state_bytes: int = 0
+    """One document's saved KV state at the full prompt window."""
+    documents_kept: int = 0
+    """How many documents' states at the full window the budget holds."""
     total_bytes: int
     bytes_per_token: int
     context_exceeds_trained: bool
@@ -192,7 +203,10 @@ def fit_model(
     except ModelError as exc:
         raise ModelError(f"{name}: cannot size this model ({exc})") from None
     weights = info.weight_bytes
-    total = weights + kv_k + kv_v + compute
+    # A saved state holds the window's cells only: the per-cell share of the allocated cache, times the window.
+    state = (kv_k + kv_v) * min(options.window_tokens, options.n_ctx) // padded_context(options.n_ctx)
+    document_budget = options.document_kv_mib << 20
+    total = weights + kv_k + kv_v + compute + document_budget
     per_token = bytes_read_per_token(info) + kv_k + kv_v
     fits_vram = None
     if memory.gpus:
@@ -213,6 +227,9 @@ def fit_model(
         kv_k_bytes=kv_k,
         kv_v_bytes=kv_v,
         compute_bytes=compute,
+        document_kv_bytes=document_budget,
+        document_state_bytes=state,
+        documents_kept=document_budget // state if state else 0,
         total_bytes=total,
         bytes_per_token=per_token,
         context_exceeds_trained=options.n_ctx > trained,

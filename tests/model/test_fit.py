@@ -106,7 +106,9 @@ def test_fit_figures_and_context_beyond_training(smollm_path: Path) -> None:
     info = read_gguf(smollm_path)
     fit = fit_model("smollm2-135m", smollm_path, FitOptions(n_ctx=4096), PLENTY, bandwidth=10e9, info=info)
     assert fit.weight_bytes == info.file_size - info.data_offset
-    assert fit.total_bytes == fit.weight_bytes + fit.kv_bytes + fit.compute_bytes
+    assert fit.total_bytes == fit.weight_bytes + fit.kv_bytes + fit.compute_bytes + fit.document_kv_bytes
+    assert fit.document_kv_bytes == FitOptions().document_kv_mib << 20
+    assert fit.documents_kept == fit.document_kv_bytes // fit.document_state_bytes
     assert fit.fits_ram is True and fit.fits_vram is None and not fit.context_exceeds_trained
     assert fit.estimated_tok_s == pytest.approx(10e9 / fit.bytes_per_token)
 
@@ -317,7 +319,7 @@ def _probe(path: Path, n_ctx: int, n_batch: int, flash: bool) -> dict:
 )
 def test_fit_matches_llama_cpp(request: pytest.FixtureRequest, which: str, n_ctx: int, flash: bool) -> None:
     path: Path = request.getfixturevalue(which)
-    options = FitOptions(n_ctx=n_ctx, n_batch=N_BATCH, flash_attn=flash)
+    options = FitOptions(n_ctx=n_ctx, n_batch=N_BATCH, flash_attn=flash, document_kv_mib=0)  # no documents saved
     fit = fit_model(path.name, path, options, PLENTY, bandwidth=None)
     llama = _probe(path, n_ctx, N_BATCH, flash)
 
@@ -353,7 +355,8 @@ def test_measure_with_the_engine(qwen_path: Path, smollm_path: Path) -> None:
     assert hasattr(engine, "LlamaEngine")
     from lsp_server.inference.fit import measure_model
 
-    options = FitOptions(n_ctx=1024, n_threads=1)  # one thread: robust on a busy 2-CPU machine
+    # One thread: robust on a busy 2-CPU machine; no document states: the measure saves none.
+    options = FitOptions(n_ctx=1024, n_threads=1, document_kv_mib=0)
     fit = fit_model("smollm2-135m", smollm_path, options, PLENTY, bandwidth=None)
     measure_model(fit, options)
     assert fit.measured_tok_s is not None and fit.measured_tok_s > 0
