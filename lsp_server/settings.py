@@ -162,6 +162,10 @@ class CompletionSettings(_Section):
     prewarm: bool = True
     """Evaluate the document prefix on didOpen and when idle so the next keystroke is fast."""
 
+    speculate_next: bool = True
+    """After a suggestion is shown and the model is idle, compute the one that follows its acceptance, so that
+    accepting shows the next suggestion at once (pre-empted by any keystroke; in-process models only)."""
+
     cross_file_tokens: int = Field(default=0, ge=0)
     """Tokens of context from other recently used files (their signatures, files this one imports first) placed
     before the file in the prompt; 0 turns it off. Never from ``cloud.neverSend`` files."""

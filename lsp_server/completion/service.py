@@ -90,6 +90,14 @@ class CompletionOutcome:
     """The model's answer before post-processing, for benchmarks: never sent or logged (it is document text)."""
 
 
+def _on_next_line(doc: DocumentSnapshot) -> DocumentSnapshot:
+    """``doc`` after Enter at its cursor, the new line indented as the cursor's line (an editor's auto-indent)."""
+    line = doc.text[doc.text.rfind("\n", 0, doc.offset) + 1 : doc.offset]
+    typed = "\n" + line[: len(line) - len(line.lstrip(" \t"))]
+    text = doc.text[: doc.offset] + typed + doc.text[doc.offset :]
+    return DocumentSnapshot(doc.uri, doc.version, text, doc.offset + len(typed), doc.language_id, doc.path)
+
+
 @dataclass(frozen=True)
 class _Job:
     """One request's cursor and prompt facts, for post-processing its generation (now or in the background)."""
@@ -105,6 +113,10 @@ class _Job:
     """The request's stop checker: which rule, if any, stopped the generation."""
     context_chunks: int = 0
     """Other files' outlines in the prompt (``completion.crossFileTokens``), for the status."""
+    doc: DocumentSnapshot | None = None
+    """The document as the request saw it (for the speculation that follows a shown suggestion)."""
+    speculative: bool = False
+    """A background request for the suggestion after an accepted one: yields to any request, measured by nobody."""
 
 
 class CompletionService:
@@ -128,6 +140,8 @@ class CompletionService:
         process), and a window sized from it alone stays small for the whole session."""
         self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
         """When the last completion request for each document started (monotonic)."""
+        self.speculated = 0
+        """Suggestions computed ahead, for the text after an accepted one (``completion.speculateNext``)."""
         self.neighbours = RecentFiles()
         """Recently used documents: the source of cross-file context."""
         self.cache = SuggestionCache(
@@ -145,6 +159,8 @@ class CompletionService:
 
         hit = self.cache.lookup(doc.uri, prefix, suffix)
         if hit is not None:
+            if not self.guard.current.remote:
+                self._speculate_after(doc, self.guard.current, hit.text)  # accepting this one comes next
             return CompletionOutcome(
                 suggestion=hit.text,
                 tier=hit.meta.get("tier", ""),
@@ -181,7 +197,8 @@ class CompletionService:
         return below[0]
 
     async def _complete_on(
-        self, doc: DocumentSnapshot, cancel: CancelToken | None, rung: Rung, probe: Rung | None, started: float
+        self, doc: DocumentSnapshot, cancel: CancelToken | None, rung: Rung, probe: Rung | None, started: float,
+        *, speculative: bool = False,
     ) -> CompletionOutcome:
         settings = self.settings.completion
         prefix, suffix = doc.text[: doc.offset], doc.text[doc.offset :]
@@ -202,12 +219,15 @@ class CompletionService:
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
             prompt_lookup=rung.prompt_lookup,
+            priority=Priority.BACKGROUND if speculative else Priority.REQUEST,
         )
-        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker, len(parts.extra))
+        job = _Job(doc.uri, doc.version, prefix, suffix, ctx, rung, started, checker, len(parts.extra), doc,
+                   speculative)
         # A guard probe runs to its end: it is there for its measurement, which the next keystroke would cut short.
-        answer_early = settings.first_answer_ms < settings.time_budget_ms and probe is None
+        answer_early = settings.first_answer_ms < settings.time_budget_ms and probe is None and not speculative
         early = EarlyAnswer(settings.first_answer_ms / 1000 if answer_early else None)
-        self._cancel_background()  # the model is needed here: free the engine's thread
+        if not speculative:
+            self._cancel_background()  # the model is needed here: free the engine's thread
         if rung.n_threads is not None:
             engine.set_n_threads(rung.n_threads)
         generation = FollowedGeneration(engine.stream(request, cancel), checker)
@@ -231,9 +251,51 @@ class CompletionService:
         except asyncio.CancelledError:
             generation.stream.cancel()
             raise
-        return self._finish(job, result)
+        outcome = self._finish(job, result)
+        if outcome.suggestion is not None and not speculative:  # one step ahead: more waits for an acceptance
+            self._speculate_after(doc, rung, outcome.suggestion)
+        return outcome
+
+    # ------------------------------------------------------------------ speculation
+
+    def _speculate_after(self, doc: DocumentSnapshot, rung: Rung, suggestion: str) -> None:
+        """Once ``suggestion`` is shown: compute the one that follows its acceptance, when the engine is idle.
+
+        The answer lands in the typed-ahead cache, so accepting a suggestion shows the next one at once (and
+        accepting that one speculates again).  The request runs at background priority: any keystroke's request
+        pre-empts it within one decode step, and it is never measured by the guard.  In-process rungs only: a
+        team server's slots serve other people's keystrokes.
+        """
+        if not self.settings.completion.speculate_next or rung.remote or not suggestion:
+            return
+        offset = doc.offset + len(suggestion)
+        accepted = DocumentSnapshot(doc.uri, doc.version, doc.text[: doc.offset] + suggestion + doc.text[doc.offset :],
+                                    offset, doc.language_id, doc.path)
+        if self.cache.lookup(doc.uri, accepted.text[:offset], accepted.text[offset:]) is not None:
+            return  # already known
+        work = asyncio.ensure_future(self._speculate(accepted, rung))
+        self._finishing.add(work)
+        work.add_done_callback(self._finishing.discard)
+
+    async def _speculate(self, doc: DocumentSnapshot, rung: Rung) -> None:
+        engine = self.tiers.get_loaded(rung.model)
+        if engine is None:
+            return
+        if not self._context(doc, engine, rung).multiline:
+            # The accepted text ends a line: the next suggestion is wanted after Enter (the new line indented as
+            # this one, as editors auto-indent), not for the rest of this line.
+            doc = _on_next_line(doc)
+            if self.cache.lookup(doc.uri, doc.text[: doc.offset], doc.text[doc.offset :]) is not None:
+                return
+        try:
+            outcome = await self._complete_on(doc, None, rung, None, time.perf_counter(), speculative=True)
+        except Exception as exc:  # background work: a failure here must not reach anyone's keystroke
+            log.debug("speculating the next suggestion failed: %s", exc)
+            return
+        self.speculated += outcome.suggestion is not None
 
     def _finish_in_background(self, work: asyncio.Future, job: _Job, stream: GenerationStream) -> None:
+        """The rest of an early answer: post-processed, cached and reported; what follows it speculated."""
         self._finishing.discard(work)
         if self._background.get(job.uri) is stream:
             del self._background[job.uri]
@@ -252,6 +314,8 @@ class CompletionService:
         outcome.facts.uri, outcome.facts.version = job.uri, job.version
         if self.on_background_outcome is not None:
             self.on_background_outcome(outcome)
+        if outcome.suggestion is not None and job.doc is not None:
+            self._speculate_after(job.doc, job.rung, outcome.suggestion)
 
     def _cancel_background(self) -> None:
         for stream in self._background.values():
@@ -261,9 +325,11 @@ class CompletionService:
     def _finish(self, job: _Job, result: GenerationResult) -> CompletionOutcome:
         """The outcome of a finished generation: measured by the guard, post-processed, cached if shown."""
         # A single line is judged by when it was finished: the whole of what the person waits for there.
-        shift = self.guard.record_result(job.rung, result, single_line=not job.ctx.multiline)
+        # A speculation is nobody's wait (and often cut short by a keystroke): the guard does not see it.
+        shift = None if job.speculative else self.guard.record_result(job.rung, result, single_line=not job.ctx.multiline)
         evaluated = result.n_prompt_tokens - result.n_reused_tokens
-        if evaluated >= PROMPT_SPEED_MIN_TOKENS and result.prompt_eval_s > 0 and result.stop_reason != "cancelled":
+        measured = not job.speculative and result.stop_reason != "cancelled"
+        if measured and evaluated >= PROMPT_SPEED_MIN_TOKENS and result.prompt_eval_s > 0:
             speed = evaluated / result.prompt_eval_s
             self._prompt_speed[job.rung.name] = max(speed, self._prompt_speed.get(job.rung.name, 0.0))
         if result.stop_reason == "cancelled":

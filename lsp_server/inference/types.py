@@ -96,7 +96,7 @@ class GenerationRequest:
     """Prompt-lookup speculation; None means the engine's setting."""
 
     priority: Priority = Priority.REQUEST
-    """Background work yields to requests (declared for pre-emption; engines run requests in order today)."""
+    """Background work (a speculated suggestion) stops as soon as a request is waiting for the engine."""
 
     seed: int = 0
 

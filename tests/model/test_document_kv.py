@@ -182,3 +182,45 @@ def test_a_cancelled_request_keeps_the_prompt_it_evaluated(engine: LlamaEngine, 
     assert 256 <= kept < result.n_prompt_tokens - 1
     again = engine.generate_blocking(request(long_prompt, "file:///cut.py"))
     assert again.n_reused_tokens == kept
+
+
+def test_fit_sizes_a_saved_document_as_the_engine_saves_it(engine: LlamaEngine, smollm_path: Path):
+    """`gearshift fit`'s per-document figure is the size of a state the engine really keeps."""
+    from lsp_server.inference.machine import MachineMemory
+    from lsp_server.inference.sizing import FitOptions, fit_model
+
+    lines = source("sized", 25)
+    prompt = prompt_of(lines)
+    window = engine.count_tokens(prompt)
+    engine.generate_blocking(request(prompt, "file:///sized.py", max_tokens=1))
+    engine.generate_blocking(request("x = 1\n", "file:///other.py", max_tokens=1))  # saves sized.py's state
+    saved = engine.stats()["saved_document_bytes"]
+    options = FitOptions.for_engine(SETTINGS).model_copy(update={"window_tokens": window + 1})
+    memory = MachineMemory(ram_total_bytes=64 << 30, ram_available_bytes=60 << 30)
+    fit = fit_model("smollm2-135m", smollm_path, options, memory, bandwidth=None)
+    assert fit.document_state_bytes == pytest.approx(saved, rel=0.05)
+    assert fit.documents_kept == fit.document_kv_bytes // fit.document_state_bytes
+
+
+async def test_a_background_generation_yields_to_a_request_within_one_step(engine: LlamaEngine):
+    from lsp_server.inference.types import Priority
+
+    prompt = prompt_of(source("spec", 12))
+    background = request(prompt, "file:///spec.py", max_tokens=400)
+    background.priority = Priority.BACKGROUND
+    context = engine._context
+    stream = engine.stream(background)
+    n_prompt = engine.count_tokens(prompt)
+    while len(context.kv_tokens) < n_prompt + 4:  # decoding has begun
+        await asyncio.sleep(0.001)
+    real = engine.stream(request(prompt + "spec_0", "file:///spec.py", max_tokens=2))
+    at_request = len(context.kv_tokens)
+    yielded = await stream.result()
+    answered = await real.result()
+    assert yielded.stop_reason == "cancelled"
+    assert yielded.n_generated_tokens < 400
+    # It stopped at the next step after the request was queued (prompt lookup may verify a few drafts at once).
+    assert n_prompt + yielded.n_generated_tokens <= at_request + SETTINGS.lookup_draft_max + 1
+    assert answered.n_generated_tokens >= 1
+    # The request reused the prompt the background generation evaluated.
+    assert answered.n_reused_tokens >= n_prompt - 1

@@ -65,8 +65,11 @@ class FakeTiers:
         return self.engine
 
 
-def service_with(engine: FakeEngine, prefix_tokens: int = 256) -> CompletionService:
-    settings = GearshiftSettings.model_validate({"completion": {"prefixTokens": prefix_tokens}})
+def service_with(engine: FakeEngine, prefix_tokens: int = 256, speculate: bool = False) -> CompletionService:
+    """A service on ``engine``; ``speculate``: with the background speculation after a shown suggestion (off, so
+    that tests counting requests see theirs only)."""
+    settings = GearshiftSettings.model_validate(
+        {"completion": {"prefixTokens": prefix_tokens, "speculateNext": speculate}})
     guard = LatencyGuard(build_ladder([MODEL], [MODEL], 2), settings.guard, target_tok_s=40.0)
     service = CompletionService(settings, FakeTiers(engine), guard)  # type: ignore[arg-type]
     service._templates[(str(engine.model_path), None)] = TEMPLATES["qwen"]  # no GGUF file to read here

@@ -16,7 +16,7 @@ import ctypes
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 import llama_cpp as llama
 import numpy as np
@@ -26,8 +26,7 @@ from lsp_server.errors import EngineError
 from lsp_server.inference.llama.documents import SavedState
 from lsp_server.inference.llama.log import LLAMA_LOG
 from lsp_server.inference.llama.model import Model
-from lsp_server.inference.stream import GenerationStream
-from lsp_server.inference.types import CancelToken, StopReason
+from lsp_server.inference.types import StopReason
 from lsp_server.settings import EngineSettings
 
 _GGML_TYPES = {"f16": llama.GGML_TYPE_F16, "q8_0": llama.GGML_TYPE_Q8_0, "q4_0": llama.GGML_TYPE_Q4_0}
@@ -59,12 +58,19 @@ def common_prefix(a: list[int], b: list[int]) -> int:
     return i
 
 
+class Cancellable(Protocol):
+    """Anything a running request can ask whether to stop: a cancel token, a stream, a give-way condition."""
+
+    @property
+    def cancelled(self) -> bool: ...
+
+
 class StopFlag:
     """What a running request checks between decode steps: any of its cancel tokens, or the engine closing."""
 
     __slots__ = ("_tokens", "_closing")
 
-    def __init__(self, closing: threading.Event, *tokens: CancelToken | GenerationStream | None) -> None:
+    def __init__(self, closing: threading.Event, *tokens: Cancellable | None) -> None:
         self._tokens = tuple(token for token in tokens if token is not None)
         self._closing = closing
 

@@ -45,7 +45,7 @@ from lsp_server.inference.llama.output import Output
 from lsp_server.inference.llama.threads import default_n_threads
 from lsp_server.inference.lookup import DraftPolicy
 from lsp_server.inference.stream import GenerationStream
-from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, Vocabulary
+from lsp_server.inference.types import CancelToken, GenerationRequest, GenerationResult, Priority, Vocabulary
 from lsp_server.settings import EngineSettings, FimFamily
 
 log = logging.getLogger(__name__)
@@ -78,6 +78,7 @@ class LlamaEngine:
         self._closed = False
         self._closing = threading.Event()
         self._waiting = 0  # generations queued or running: prewarm gives way to them
+        self._give_way = _RequestWaiting(self)
         self._last: GenerationResult | None = None
         self._model: Model | None = None
         self._context: Context | None = None
@@ -218,8 +219,11 @@ class LlamaEngine:
         """Generate on the worker thread; partial outputs come on the event loop without ever blocking it."""
         started = time.perf_counter()
         stream = GenerationStream(cancel)
-        flag = StopFlag(self._closing, stream)
-        future = self._submit(self._generate, request, flag, started, stream, generation=True)
+        # Background work (a speculated suggestion) stops as soon as a request is waiting, and does not make
+        # prewarms give way to it.
+        background = request.priority == Priority.BACKGROUND
+        flag = StopFlag(self._closing, stream, self._give_way if background else None)
+        future = self._submit(self._generate, request, flag, started, stream, generation=not background)
         return stream.run(asyncio.wrap_future(future))
 
     async def generate(
@@ -434,3 +438,16 @@ class LlamaEngine:
         if self._model is not None:
             self._model.close()
             self._model = None
+
+
+class _RequestWaiting:
+    """A stop flag's token that is set while a request is queued or running: background generations yield."""
+
+    __slots__ = ("_engine",)
+
+    def __init__(self, engine: LlamaEngine) -> None:
+        self._engine = engine
+
+    @property
+    def cancelled(self) -> bool:
+        return self._engine._waiting > 0
