@@ -3,15 +3,16 @@
 Real code nobody here wrote: an installed package's source tree (``--package``, default ``pygls``). A task is a
 line of module A that uses a name A imports from module B of the same package (``from .b import name`` or
 ``from pkg.b import name``); the line is masked from its indentation on and completed through the full pipeline
-in-process (``CompletionService``, shipped defaults except: guard off, whole answers, generous time budget, so
-only the context differs). The editor has B and two other modules of the package open (recently used, as a person
-would have them). Three modes, same tasks, one run: *without* leaves ``completion.crossFileTokens`` 0; *recent*
+in-process (``CompletionService``, shipped defaults except: guard off, whole answers, generous time budget, the
+full prompt window whatever this machine's prompt speed, so only the context differs). The editor has B and two
+other modules of the package open (recently used, as a person would have them). Three modes, same tasks, one run: *without* leaves ``completion.crossFileTokens`` 0; *recent*
 sets it with outlines of the open documents only (``RecentFiles(read_imports=False)``, the behaviour before
 import resolution); *imports* sets it with the shipped ``RecentFiles``: definitions of the names A imports, read
 from disk, then the open documents' outlines.
 
-Reports exact match (first line, whitespace-normalised), edit similarity, the share shown, the context chunks
-and mean latency, per mode.
+Reports exact match (first line, whitespace-normalised), edit similarity, the share shown, the context chunks,
+mean prompt tokens and mean latency, per mode. Each task is a file not seen before: the latency is that of a cold
+prompt (nothing of it in the KV cache), on this machine, at whatever load it has.
 
 Usage: python benchmarks/crossfile.py [--package pygls] [--tasks 30] [--tokens 384] [--modes without,recent,imports]
                                       [--json PATH]
@@ -38,8 +39,13 @@ from lsp_server.wiring import completion_service, whole_answers, with_model, wit
 
 
 def package_modules(package: str) -> dict[str, Path]:
+    """Dotted module name -> file; a package's ``__init__.py`` is named as the package is (``pkg.sub``)."""
     root = Path(importlib.import_module(package).__file__).parent
-    return {".".join(path.relative_to(root.parent).with_suffix("").parts): path for path in root.rglob("*.py")}
+    modules = {}
+    for path in sorted(root.rglob("*.py")):
+        parts = path.relative_to(root.parent).with_suffix("").parts
+        modules[".".join(parts[:-1] if parts[-1] == "__init__" else parts)] = path
+    return modules
 
 
 def tasks_from(package: str, count: int, seed: int) -> list[dict]:
@@ -52,7 +58,7 @@ def tasks_from(package: str, count: int, seed: int) -> list[dict]:
         except SyntaxError:
             continue
         imported: dict[str, str] = {}  # symbol -> module it comes from
-        base = name.rsplit(".", 1)[0] if not path.name == "__init__.py" else name
+        base = name if path.name == "__init__.py" else name.rsplit(".", 1)[0]  # where "." points
         for node in tree.body:
             if isinstance(node, ast.ImportFrom) and node.module is not None or (
                 isinstance(node, ast.ImportFrom) and node.level
@@ -69,17 +75,20 @@ def tasks_from(package: str, count: int, seed: int) -> list[dict]:
         lines = source.splitlines(keepends=True)
         import_lines = {n for node in ast.walk(tree) if isinstance(node, (ast.Import, ast.ImportFrom))
                         for n in range(node.lineno - 1, (node.end_lineno or node.lineno))}
+        # Where code (not a docstring or comment) reads an imported name: the line of each such ``Name``.
+        uses: dict[int, str] = {}
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Name) and node.id in imported and isinstance(node.ctx, ast.Load):
+                uses.setdefault(node.lineno - 1, node.id)
         for number, line in enumerate(lines):
-            if number in import_lines:
+            if number in import_lines or number not in uses:
                 continue
             stripped = line.strip()
-            if not stripped or stripped.startswith(("import ", "from ", "#", "@", '"', "'")) or len(stripped) < 12:
+            if stripped.startswith(("#", "@", '"', "'", "def ", "async def ", "class ")) or len(stripped) < 12:
                 continue
-            words = set(stripped.replace("(", " ").replace(")", " ").replace(".", " ").replace(",", " ").split())
-            used = [symbol for symbol in imported if symbol in words and not stripped.startswith(("def ", "class "))]
-            if used:
-                found.append({"module": name, "path": str(path), "line": number, "symbol": used[0],
-                              "defined_in": imported[used[0]]})
+            symbol = uses[number]
+            found.append({"module": name, "path": str(path), "line": number, "symbol": symbol,
+                          "defined_in": imported[symbol]})
     random.Random(seed).shuffle(found)
     return found[:count]
 
@@ -98,8 +107,10 @@ async def run(args: argparse.Namespace) -> dict:
     for mode in args.modes:
         rng = random.Random(args.seed)  # the same open documents in every mode
         tokens = 0 if mode == "without" else args.tokens
+        # The full prompt window in every mode (cold_prompt_ms 0): sized from the prompt speed measured at load, it
+        # would move with this machine's load between modes and change more than the cross-file context.
         completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
-                                                        "min_confidence": 0.0})
+                                                        "min_confidence": 0.0, "cold_prompt_ms": 0})
         settings = base.model_copy(update={"completion": completion})
         with completion_service(settings) as service:
             service.neighbours = RecentFiles(read_imports=mode != "recent")
@@ -127,7 +138,7 @@ async def run(args: argparse.Namespace) -> dict:
                     "exact": normalise(got) == normalise(expected),
                     "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
                     "shown": bool(outcome.suggestion), "chunks": outcome.facts.context_chunks or 0,
-                    "latency_ms": round(outcome.latency_ms),
+                    "prompt_tokens": outcome.facts.prompt_tokens or 0, "latency_ms": round(outcome.latency_ms),
                 })
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
     summary = {}
@@ -137,6 +148,7 @@ async def run(args: argparse.Namespace) -> dict:
             "similarity": round(sum(r["similarity"] for r in rows) / len(rows), 3),
             "shown": round(sum(r["shown"] for r in rows) / len(rows), 3),
             "chunks": round(sum(r["chunks"] for r in rows) / len(rows), 2),
+            "prompt_tokens": round(sum(r["prompt_tokens"] for r in rows) / len(rows)),
             "latency_ms": round(sum(r["latency_ms"] for r in rows) / len(rows)),
         }
     return {"package": args.package, "model": args.model, "tasks": len(tasks), "cross_file_tokens": args.tokens,
