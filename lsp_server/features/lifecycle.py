@@ -9,6 +9,7 @@ import time
 from lsprotocol import types
 
 from lsp_server.documents import DocumentError, find_open_document, snapshot
+from lsp_server.errors import EndpointUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,12 @@ def register(server) -> None:
             doc = snapshot(ls.workspace, uri, position)
         except DocumentError:
             return  # closed or shrunk meanwhile: nothing to warm
-        if await ls.completions.prewarm(doc, since, guessed=guessed):
+        try:
+            warmed = await ls.completions.prewarm(doc, since, guessed=guessed)
+        except EndpointUnavailable as exc:  # the team server evaluated nothing: nobody is told it is warm
+            log.debug("prewarm failed: %s", exc)
+            return
+        if warmed:
             # Its own notification: a partial gearshift/status would replace the last completion's figures in clients.
             ls.notify_client(PREWARMED_NOTIFICATION, {"uri": uri, "line": position.line, "character": position.character})
 

@@ -53,6 +53,9 @@ log = logging.getLogger(__name__)
 BYTES_PER_TOKEN = 3.5
 """Code averages 3-4 UTF-8 bytes per token with BPE vocabularies of 32k-150k entries; estimates size windows only."""
 
+PREWARM_TIMEOUT_S = 120.0
+"""A prewarm evaluates a whole cold prompt, which may wait for a slot first: far longer than a read timeout."""
+
 BACKOFF_S = 1.0
 """After a server fails, nothing is sent to it for this long, doubled with each failure in a row."""
 BACKOFF_MAX_S = 30.0
@@ -158,35 +161,47 @@ class RemoteEngine:
     async def prewarm(self, request: GenerationRequest) -> None:
         """Have llama-server evaluate this prompt into the slot the document's requests go to (``n_predict: 0``,
         as llama.vim warms): a request cancelled mid-prompt there starts over, so a cold prompt must be evaluated
-        before the keystrokes that need it. Best effort: a failure here is the next request's to report.  Only
-        llama-server with the FIM pieces: OpenAI-compatible servers have no evaluate-only request."""
+        before the keystrokes that need it.  Only llama-server with the FIM pieces: OpenAI-compatible servers have
+        no evaluate-only request (nothing is sent).  Raises ``EndpointUnavailable`` when the server did not
+        evaluate it (down, backed off, an error status, not its answer), so that nobody is told it is warm."""
         parts = request.infill
         if self.endpoint.api != "llama-server" or parts is None:
             return
         key = request.affinity_key or ""
         candidates = self._candidates(key)
         if not candidates:
-            return
+            raise EndpointUnavailable(self._backed_off_text(self._servers))
         index = candidates[0]
         server = self._servers[index]
         if not await self._usable(server):
-            return
+            raise EndpointUnavailable(server.reason)
         body = {"input_prefix": parts.prefix, "input_suffix": parts.suffix, "prompt": parts.middle,
                 "input_extra": [{"filename": name, "text": text} for name, text in parts.extra],
                 "n_predict": 0, "cache_prompt": True, "stream": False}
         choosing = await self._pin(server, key, body, None)
         log.info("team prewarm %s/infill: file %s, %d bytes", _host(server.url),
                  key.rsplit("/", 1)[-1] or "untitled", len(json.dumps(body).encode()))
+        url = server.url.rstrip("/") + "/infill"
         try:
-            response = await self._client.post(server.url.rstrip("/") + "/infill", json=body,
-                                               timeout=httpx.Timeout(120.0, connect=self.endpoint.connect_timeout_s))
-            answer = response.json() if response.status_code == 200 else {}
-            if isinstance(answer, dict):
-                self._placed(server, key, choosing, answer.get("id_slot"))
-        except (httpx.HTTPError, ValueError) as exc:
-            log.debug("team prewarm failed: %s", exc)
-            self._failed(server, f"{server.url}: {exc or type(exc).__name__}")
-            return
+            try:
+                response = await self._client.post(url, json=body, timeout=httpx.Timeout(
+                    PREWARM_TIMEOUT_S, connect=self.endpoint.connect_timeout_s))
+            except httpx.HTTPError as exc:
+                raise EndpointUnavailable(f"{server.url}: {exc or type(exc).__name__}") from None
+            if response.status_code != 200:
+                detail = error_text(response.text[:300])
+                raise EndpointUnavailable(f"{url} answered HTTP {response.status_code}: {detail}")
+            try:
+                answer = response.json()
+            except ValueError:
+                answer = None
+            if not isinstance(answer, dict) or "content" not in answer:
+                kind = response.headers.get("content-type", "no content type")
+                raise EndpointUnavailable(f"{url} is not a llama-server server: it answered {kind} to a prewarm")
+            self._placed(server, key, choosing, answer.get("id_slot"))
+        except EndpointUnavailable as exc:
+            self._failed(server, str(exc))
+            raise
         finally:
             self._placed(server, key, choosing, None)  # failed or cancelled before the server said: not placed
         self._affinity[key] = index  # the next request for the document goes where its prompt is

@@ -448,3 +448,25 @@ async def test_a_slow_measured_prompt_does_not_shrink_the_remote_window(fake_tea
     configured = service.settings.completion.prefix_tokens
     assert len(second) > 0.75 * configured * BYTES_PER_TOKEN  # about the configured window, not 400 tokens'
     assert second.startswith(first[:200])  # the window's start stayed put
+
+
+@pytest.mark.parametrize("behaviour", [
+    pytest.param(Raw(b'{"error": {"message": "Loading model"}}', status=503, content_type="application/json"),
+                 id="error-status"),
+    pytest.param(Raw(b"<html>proxy login</html>"), id="html"),
+    pytest.param(Raw(b'{"unexpected": 1}', content_type="application/json"), id="wrong-json"),
+])
+async def test_a_prewarm_the_server_did_not_do_is_not_reported_warm(fake_team_server, behaviour):
+    service, _local = team_service(fake_team_server.url)
+    fake_team_server.script(behaviour)
+    with pytest.raises(EndpointUnavailable):
+        await service.prewarm(snapshot_at_end("def add(a, b):\n    "))
+    with pytest.raises(EndpointUnavailable, match="backed off"):  # and the server is left alone a while
+        await service.prewarm(snapshot_at_end("def add(a, b):\n    "))
+    assert len(fake_team_server.requests) == 1
+
+
+async def test_a_prewarm_to_a_dead_server_is_not_reported_warm():
+    service, _local = team_service(closed_port())
+    with pytest.raises(EndpointUnavailable, match="127.0.0.1"):
+        await service.prewarm(snapshot_at_end("def add(a, b):\n    "))
