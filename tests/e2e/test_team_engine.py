@@ -15,6 +15,9 @@ from lsprotocol import types
 from pygls.exceptions import JsonRpcException
 from pytest_lsp import ClientServerConfig, LanguageClient
 
+from lsp_server.inference.remote import RemoteEngine
+from lsp_server.inference.types import CancelToken, GenerationRequest, InfillParts
+from lsp_server.settings import EndpointSettings
 from tests.e2e.conftest import (
     E2E_MODEL,
     SERVER,
@@ -25,9 +28,9 @@ from tests.e2e.conftest import (
     statuses,
     wait_ready,
 )
-from tests.support.fake_team_server import FakeTeamServer, HeldHeaders
+from tests.support.fake_team_server import FakeTeamServer, HeldHeaders, Raw
 from tests.support.fake_team_server import fake_team_server as fake_team_server  # noqa: F401 (fixture)
-from tests.support.llama_server import LlamaServer, llama_server_binary
+from tests.support.llama_server import LlamaServer, get_json, llama_server_binary
 
 pytestmark = [pytest.mark.e2e, pytest.mark.model]
 
@@ -161,6 +164,105 @@ async def test_cancel_before_the_first_token_hangs_up(held_client: LanguageClien
         await asyncio.sleep(0.02)
     assert fake_team_server.hung_up_s, "the cancelled request still holds its connection (and the server's slot)"
 
+# -- slots: each document keeps its slot, and so its prompt, on the server ------------------------------------------
+
+SLOT_DOC_A = "".join(f"def scale_{i}(values):\n    return [v * {i} for v in values]\n\n\n" for i in range(14))
+SLOT_DOC_B = "".join(f"class Shape{i}:\n    sides = {i}\n\n    def area(self):\n        return self.sides ** 2\n\n\n"
+                     for i in range(10))
+
+
+def slot_request(doc: str, key: str, middle: str, max_tokens: int = 4) -> GenerationRequest:
+    parts = InfillParts(prefix=doc + "def ", middle=middle, suffix="\n")
+    return GenerationRequest(prompt="", max_tokens=max_tokens, stop=["\n\n"], infill=parts, affinity_key=key)
+
+
+async def test_each_document_keeps_its_slot_and_its_prompt(llama_server: LlamaServer):
+    """Two documents on a ``--parallel 2`` server: each is pinned to the slot its prewarm landed in, and its
+    next requests reuse the prompt there (the server's own ``cache_n``), even when the document's slot is busy
+    as the request comes (where llama-server, left to choose, would evaluate it cold in the other slot)."""
+    engine = RemoteEngine(EndpointSettings(name="team", urls=[llama_server.url], read_timeout_s=120.0))
+    try:
+        a, b = "file:///tmp/gearshift-e2e/slot_a.py", "file:///tmp/gearshift-e2e/slot_b.py"
+        await engine.prewarm(slot_request(SLOT_DOC_A, a, ""))
+        await engine.prewarm(slot_request(SLOT_DOC_B, b, ""))
+        pinned = dict(engine._servers[0].slots)
+        assert set(pinned) == {a, b} and pinned[a] != pinned[b], pinned
+        status, slots = get_json(llama_server.url + "/slots")
+        assert status == 200
+        holds = {slot["id"]: slot.get("n_prompt_tokens") or 0 for slot in slots}  # type: ignore[union-attr]
+        assert holds[pinned[a]] > 200 and holds[pinned[b]] > 200, holds  # the server's own view: both slots in use
+
+        for typed in ("s", "sc"):
+            for doc, key in ((SLOT_DOC_A, a), (SLOT_DOC_B, b)):
+                result = await engine.generate(slot_request(doc, key, typed))
+                assert result.n_prompt_tokens > 200 and result.n_reused_tokens >= result.n_prompt_tokens - 8, (
+                    key, result.n_prompt_tokens, result.n_reused_tokens)
+
+        # A's slot busy with a long answer when the next keystroke's request for A comes: it waits for that slot
+        # (cancelling the old one, as the editor does) instead of evaluating A cold in B's slot.
+        token = CancelToken()
+        busy = asyncio.ensure_future(engine.generate(slot_request(SLOT_DOC_A, a, "sca", max_tokens=200), token))
+        await asyncio.sleep(0.5)
+        following = asyncio.ensure_future(engine.generate(slot_request(SLOT_DOC_A, a, "scal")))
+        await asyncio.sleep(0.3)
+        token.cancel()
+        await busy
+        result = await following
+        assert result.n_reused_tokens >= result.n_prompt_tokens - 8, (result.n_prompt_tokens, result.n_reused_tokens)
+        again = await engine.generate(slot_request(SLOT_DOC_B, b, "sc"))
+        assert again.n_reused_tokens >= again.n_prompt_tokens - 8  # B's slot was left alone
+        assert dict(engine._servers[0].slots) == pinned
+    finally:
+        await engine._client.aclose()
+
+
+@pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
+async def fake_team_client(lsp_client: LanguageClient, request):
+    """The team rung alone, on the fake llama-server (which each test scripts)."""
+    fake: FakeTeamServer = request.getfixturevalue("fake_team_server")
+    await start(lsp_client, "visual_studio_code", options={
+        "endpoints": [{"name": "team", "urls": [fake.url], "api": "llama-server"}],
+        "models": {"defaultModel": "team", "ladder": ["team"]},
+        "guard": {"enabled": False},
+        "completion": {"minConfidence": 0.0},
+    })
+    yield
+    await lsp_client.shutdown_session()
+
+
+async def test_prewarmed_is_sent_only_when_the_server_evaluated_the_prompt(
+    fake_team_client: LanguageClient, fake_team_server: FakeTeamServer
+):
+    client = fake_team_client
+    prewarmed: list[dict] = []
+
+    @client.feature("gearshift/prewarmed")
+    def on_prewarmed(params) -> None:
+        prewarmed.append({"line": params.line, "character": params.character})
+
+    await wait_ready(client)
+    fake_team_server.script(Raw(b'{"error": {"message": "Loading model"}}', status=503,
+                                content_type="application/json"))
+    uri = "file:///tmp/gearshift-e2e/team_prewarm.py"
+    open_doc(client, uri, OBVIOUS)  # a short file: its end is warmed on open (the window reaches its start)
+    for _ in range(100):
+        if fake_team_server.requests:
+            break
+        await asyncio.sleep(0.05)
+    assert fake_team_server.requests and fake_team_server.requests[0]["body"]["n_predict"] == 0
+    await asyncio.sleep(0.5)
+    assert prewarmed == []  # the server answered 503: nothing was evaluated, nobody is told otherwise
+
+    await asyncio.sleep(1.0)  # its back-off (1 s after one failure) is over
+    client.protocol.notify("gearshift/cursor", {"textDocument": {"uri": uri}, "position": {"line": 1, "character": 4}})
+    for _ in range(100):
+        if prewarmed:
+            break
+        await asyncio.sleep(0.05)
+    assert prewarmed == [{"line": 1, "character": 4}], prewarmed
+    assert len(fake_team_server.requests) == 2 and "/health" in fake_team_server.gets  # probed, then warmed
+
+
 @pytest_lsp.fixture(config=ClientServerConfig(server_command=SERVER))
 async def restartable(lsp_client: LanguageClient):
     server = LlamaServer(llama_server_binary(), E2E_MODEL)
@@ -245,15 +347,25 @@ async def pair_client(lsp_client: LanguageClient):
             server.stop()
 
 
+async def settled(servers: list[LlamaServer]) -> None:
+    """Until no slot of any running server is processing (a closed stream ends at the server's next token)."""
+    for _ in range(100):
+        if not any(s.busy_slots() for s in servers if s.running):
+            return
+        await asyncio.sleep(0.05)
+
+
 async def served_by(client: LanguageClient, uri: str, cursor: tuple[int, int]) -> tuple[int, dict]:
     """Ask for a completion at ``cursor``; return which server's decode counter moved for it, and its status."""
     servers: list[LlamaServer] = client.pair  # type: ignore[attr-defined]
+    await settled(servers)  # the last request's generation, cut short by a stop rule, may still be ending
     before = {i: s.decodes() for i, s in enumerate(servers) if s.running}
     sent = len(statuses(client))
     await client.text_document_inline_completion_async(inline_params(uri, *cursor))
     assert len(statuses(client)) > sent, "the completion sent no status"
     status = statuses(client)[-1]
     assert status["tier"] == "team" and not status["cacheHit"], status
+    await settled(servers)
     moved = [i for i, count in before.items() if servers[i].decodes() > count]
     assert len(moved) == 1, f"servers that worked for one request: {moved}"
     return moved[0], status
