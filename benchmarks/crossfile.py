@@ -28,6 +28,7 @@ import importlib
 import json
 import random
 import sys
+from contextlib import ExitStack
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -102,31 +103,40 @@ async def run(args: argparse.Namespace) -> dict:
     tasks = tasks_from(args.package, args.tasks, args.seed)
     if not tasks:
         raise SystemExit(f"no cross-module tasks found in {args.package}")
-    base = whole_answers(without_guard(with_model(GearshiftSettings(), args.model)))
+    base = without_guard(with_model(GearshiftSettings(), args.model))
     results: dict[str, list[dict]] = {mode: [] for mode in args.modes}
-    for mode in args.modes:
-        rng = random.Random(args.seed)  # the same open documents in every mode
-        tokens = 0 if mode == "without" else args.tokens
-        # The full prompt window in every mode (cold_prompt_ms 0): sized from the prompt speed measured at load, it
-        # would move with this machine's load between modes and change more than the cross-file context.
-        completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
-                                                        "min_confidence": 0.0, "cold_prompt_ms": 0})
-        settings = base.model_copy(update={"completion": completion})
-        with completion_service(settings) as service:
+    rng = random.Random(args.seed)
+    with ExitStack() as stack:
+        # One service per mode, each task in every mode in turn: the machine's load drifts alike for all modes,
+        # and a run cut short has the same tasks done in each.
+        services = {}
+        for mode in args.modes:
+            tokens = 0 if mode == "without" else args.tokens
+            # The full prompt window in every mode (cold_prompt_ms 0): sized from the prompt speed measured at
+            # load, it would move with this machine's load and change more than the cross-file context. No
+            # speculation: one mode's background work would slow another mode's request.
+            completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
+                                                            "min_confidence": 0.0, "cold_prompt_ms": 0,
+                                                            "speculate_next": False})
+            # whole_answers after the budget is set: its first answer waits for the whole (generous) budget.
+            service = stack.enter_context(completion_service(whole_answers(base.model_copy(
+                update={"completion": completion}))))
             service.neighbours = RecentFiles(read_imports=mode != "recent")
-            for index, task in enumerate(tasks):
-                source = Path(task["path"]).read_text(errors="replace")
-                lines = source.splitlines(keepends=True)
-                target = lines[task["line"]]
-                indent = target[: len(target) - len(target.lstrip())]
-                before = "".join(lines[: task["line"]]) + indent
-                after = "".join(lines[task["line"] + 1 :])
-                text = before + "\n" + after
+            services[mode] = service
+        for index, task in enumerate(tasks):
+            source = Path(task["path"]).read_text(errors="replace")
+            lines = source.splitlines(keepends=True)
+            target = lines[task["line"]]
+            indent = target[: len(target) - len(target.lstrip())]
+            before = "".join(lines[: task["line"]]) + indent
+            after = "".join(lines[task["line"] + 1 :])
+            text = before + "\n" + after
+            # The editor has the defining module and two others of the package open (recently used).
+            others = [m for m in sorted(modules) if m not in (task["module"], task["defined_in"])]
+            opened = [modules[m] for m in [*rng.sample(others, min(2, len(others))), task["defined_in"]]]
+            for mode, service in services.items():
                 service.cache.invalidate(f"file://{task['path']}")
-                # The editor has the defining module and two others of the package open (recently used).
-                others = [m for m in sorted(modules) if m not in (task["module"], task["defined_in"])]
-                for module in [*rng.sample(others, min(2, len(others))), task["defined_in"]]:
-                    path = modules[module]
+                for path in opened:
                     service.neighbours.seen(path.as_uri(), str(path), path.read_text(errors="replace"))
                 doc = DocumentSnapshot(uri=f"file://{task['path']}", version=index, text=text, offset=len(before),
                                        language_id="python", path=task["path"])
@@ -138,18 +148,30 @@ async def run(args: argparse.Namespace) -> dict:
                     "exact": normalise(got) == normalise(expected),
                     "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
                     "shown": bool(outcome.suggestion), "chunks": outcome.facts.context_chunks or 0,
-                    "prompt_tokens": outcome.facts.prompt_tokens or 0, "latency_ms": round(outcome.latency_ms),
+                    "prompt_tokens": outcome.facts.prompt_tokens or 0, "generated_tokens": outcome.generated_tokens,
+                    "first_token_ms": round(outcome.time_to_first_token_ms or 0),
+                    "latency_ms": round(outcome.latency_ms),
                 })
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
+            if args.json:  # so far, in case the run is cut short
+                Path(args.json).write_text(json.dumps(report(args, tasks, results), indent=2))
+    return report(args, tasks, results)
+
+
+def report(args: argparse.Namespace, tasks: list[dict], results: dict[str, list[dict]]) -> dict:
     summary = {}
     for mode, rows in results.items():
+        if not rows:
+            continue
         summary[mode] = {
             "exact_match": round(sum(r["exact"] for r in rows) / len(rows), 3),
             "similarity": round(sum(r["similarity"] for r in rows) / len(rows), 3),
             "shown": round(sum(r["shown"] for r in rows) / len(rows), 3),
             "chunks": round(sum(r["chunks"] for r in rows) / len(rows), 2),
             "prompt_tokens": round(sum(r["prompt_tokens"] for r in rows) / len(rows)),
+            "first_token_ms": round(sum(r["first_token_ms"] for r in rows) / len(rows)),
             "latency_ms": round(sum(r["latency_ms"] for r in rows) / len(rows)),
+            "done": len(rows),
         }
     return {"package": args.package, "model": args.model, "tasks": len(tasks), "cross_file_tokens": args.tokens,
             "summary": summary, "rows": results}
