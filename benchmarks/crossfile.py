@@ -1,21 +1,24 @@
 """Cross-file context: exact match with vs without it, on lines that use a symbol another module defines.
 
-Real code nobody here wrote: an installed package's source tree (``--package``, default ``pygls``). A task is a
-line of module A that uses a name A imports from module B of the same package (``from .b import name`` or
+Real code nobody here wrote: an installed package's source tree (``--package``, default ``pygls``). A task is
+a line of module A that reads a name A imports from module B of the same package (``from .b import name``,
 ``from pkg.b import name``); the line is masked from its indentation on and completed through the full pipeline
-in-process (``CompletionService``, shipped defaults except: guard off, whole answers, generous time budget, the
-full prompt window whatever this machine's prompt speed, so only the context differs). The editor has B and two
-other modules of the package open (recently used, as a person would have them). Three modes, same tasks, one run: *without* leaves ``completion.crossFileTokens`` 0; *recent*
-sets it with outlines of the open documents only (``RecentFiles(read_imports=False)``, the behaviour before
-import resolution); *imports* sets it with the shipped ``RecentFiles``: definitions of the names A imports, read
-from disk, then the open documents' outlines.
+in-process (``CompletionService``, shipped defaults except: guard off, no speculation, no confidence floor,
+whole answers, a generous time budget and the full prompt window whatever this machine's prompt speed, so only
+the context differs). The editor has B and two other modules of the package open (recently used, as a person
+would have them). Modes, same tasks, one run, each task in every mode in turn: *without* leaves
+``completion.crossFileTokens`` 0; *recent* sets it with outlines of the open documents only
+(``RecentFiles(read_imports=False)``, the behaviour before import resolution); *imports* sets it with the
+shipped ``RecentFiles``: definitions of the names A imports, read from disk, then the open documents' outlines.
 
-Reports exact match (first line, whitespace-normalised), edit similarity, the share shown, the context chunks,
-mean prompt tokens and mean latency, per mode. Each task is a file not seen before: the latency is that of a cold
-prompt (nothing of it in the KV cache), on this machine, at whatever load it has.
+Reports, per mode: exact match (first line, whitespace-normalised), edit similarity, the share shown, context
+chunks, mean prompt tokens, first-token time and latency. Each task is a file not seen before: its latency is
+that of a cold prompt (none of it in the KV cache), on this machine, at whatever load it has. ``--keystroke``
+adds the request after typing the line's first characters: the share of its prompt the KV cache held (the
+other files' chunks must not change between keystrokes) and its latency.
 
 Usage: python benchmarks/crossfile.py [--package pygls] [--tasks 30] [--tokens 384] [--modes without,recent,imports]
-                                      [--json PATH]
+                                      [--keystroke] [--json PATH]
 """
 
 from __future__ import annotations
@@ -37,6 +40,9 @@ from lsp_server.completion.neighbours import RecentFiles  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.settings import GearshiftSettings  # noqa: E402
 from lsp_server.wiring import completion_service, whole_answers, with_model, without_guard  # noqa: E402
+
+KEYSTROKE_CHARS = 3
+"""Characters of the expected line typed for ``--keystroke``'s second request."""
 
 
 def package_modules(package: str) -> dict[str, Path]:
@@ -115,9 +121,10 @@ async def run(args: argparse.Namespace) -> dict:
             # The full prompt window in every mode (cold_prompt_ms 0): sized from the prompt speed measured at
             # load, it would move with this machine's load and change more than the cross-file context. No
             # speculation: one mode's background work would slow another mode's request.
-            completion = base.completion.model_copy(update={"cross_file_tokens": tokens, "time_budget_ms": 60000,
-                                                            "min_confidence": 0.0, "cold_prompt_ms": 0,
-                                                            "speculate_next": False})
+            completion = base.completion.model_copy(update={
+                "cross_file_tokens": tokens, "time_budget_ms": 60000, "min_confidence": 0.0, "cold_prompt_ms": 0,
+                "speculate_next": False,
+            })
             # whole_answers after the budget is set: its first answer waits for the whole (generous) budget.
             service = stack.enter_context(completion_service(whole_answers(base.model_copy(
                 update={"completion": completion}))))
@@ -148,14 +155,31 @@ async def run(args: argparse.Namespace) -> dict:
                     "exact": normalise(got) == normalise(expected),
                     "similarity": round(difflib.SequenceMatcher(None, got, expected).ratio(), 3),
                     "shown": bool(outcome.suggestion), "chunks": outcome.facts.context_chunks or 0,
-                    "prompt_tokens": outcome.facts.prompt_tokens or 0, "generated_tokens": outcome.generated_tokens,
+                    "prompt_tokens": outcome.facts.prompt_tokens or 0,
+                    "generated_tokens": outcome.generated_tokens,
                     "first_token_ms": round(outcome.time_to_first_token_ms or 0),
                     "latency_ms": round(outcome.latency_ms),
                 })
+                if args.keystroke:
+                    results[mode][-1].update(await keystroke(service, doc, before, after, expected, index))
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
             if args.json:  # so far, in case the run is cut short
                 Path(args.json).write_text(json.dumps(report(args, tasks, results), indent=2))
     return report(args, tasks, results)
+
+
+async def keystroke(service, doc: DocumentSnapshot, before: str, after: str, expected: str, index: int) -> dict:
+    """The request after typing the expected line's first characters: how much of its prompt the KV cache held
+    (the other files' chunks must not change between keystrokes) and its latency."""
+    typed = expected[:KEYSTROKE_CHARS]
+    service.cache.invalidate(doc.uri)  # measure the model's request, not the typed-ahead cache
+    text = before + typed + "\n" + after
+    outcome = await service.complete(DocumentSnapshot(uri=doc.uri, version=index, text=text,
+                                                      offset=len(before) + len(typed), language_id="python",
+                                                      path=doc.path))
+    return {"keystroke_prompt_tokens": outcome.facts.prompt_tokens or 0,
+            "keystroke_reused_tokens": outcome.facts.reused_tokens or 0,
+            "keystroke_ms": round(outcome.latency_ms)}
 
 
 def report(args: argparse.Namespace, tasks: list[dict], results: dict[str, list[dict]]) -> dict:
@@ -173,6 +197,11 @@ def report(args: argparse.Namespace, tasks: list[dict], results: dict[str, list[
             "latency_ms": round(sum(r["latency_ms"] for r in rows) / len(rows)),
             "done": len(rows),
         }
+        if rows and "keystroke_ms" in rows[0]:
+            prompt = sum(r["keystroke_prompt_tokens"] for r in rows)
+            reused = sum(r["keystroke_reused_tokens"] for r in rows)
+            summary[mode]["keystroke_reused"] = round(reused / max(prompt, 1), 3)
+            summary[mode]["keystroke_ms"] = round(sum(r["keystroke_ms"] for r in rows) / len(rows))
     return {"package": args.package, "model": args.model, "tasks": len(tasks), "cross_file_tokens": args.tokens,
             "summary": summary, "rows": results}
 
@@ -187,6 +216,9 @@ def main() -> int:
     parser.add_argument("--modes", type=lambda text: text.split(","), default=["without", "recent", "imports"],
                         help="comma-separated: without (no other files), recent (open documents' outlines only), "
                         "imports (the shipped context: imported definitions from disk, then the outlines)")
+    parser.add_argument("--keystroke", action="store_true",
+                        help=f"after each task, type the line's first {KEYSTROKE_CHARS} characters and "
+                        "complete again: the share of that prompt the KV cache held, and its latency")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
     if unknown := set(args.modes) - {"without", "recent", "imports"}:
