@@ -11,7 +11,8 @@ server's ``gearshift/prewarmed``) before they started typing. One run measures b
 one after the other (never at once); the closing note states the measured scaling and what a GPU box or a
 cluster changes, calculated from these figures and published GPU memory bandwidths.
 
-Usage: python benchmarks/team.py [--editors 1 2 4 8] [--setups team local] [--keystrokes 60] [--json PATH]
+Usage: python benchmarks/team.py [--editors 1 2 4 8] [--setups team local] [--keystrokes 60]
+       [--server-threads 2] [--local-threads N] [--json PATH]
 """
 
 from __future__ import annotations
@@ -156,6 +157,8 @@ async def main_async(args: argparse.Namespace) -> dict:
             print(f"  team  N={n}: {report['team'][-1]}", file=sys.stderr, flush=True)
         if "local" in args.setups:
             local = {"models": {"defaultModel": args.model, "ladder": [args.model]}, "guard": {"enabled": False}}
+            if args.local_threads:
+                local["engine"] = {"nThreads": args.local_threads}
             report["local"].append(await run_setup(local, functions, n, args))
             print(f"  local N={n}: {report['local'][-1]}", file=sys.stderr, flush=True)
     return report
@@ -214,6 +217,10 @@ def main() -> int:
     parser.add_argument("--model", default="qwen2.5-coder-0.5b")
     parser.add_argument("--port", type=int, default=18080)
     parser.add_argument("--server-threads", type=int, default=2)
+    parser.add_argument("--local-threads", type=int, default=None,
+                        help="engine.nThreads of each in-process server (default: its own, the physical cores);"
+                             " on a box that other work keeps busy, 1 thread each avoids decode steps waiting"
+                             " for a descheduled thread, in llama-server (--server-threads 1) as in-process")
     parser.add_argument("--server-log", metavar="PATH", help="append llama-server's log here (slot choices, timings)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
