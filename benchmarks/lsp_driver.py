@@ -36,7 +36,7 @@ class Answer:
 
 
 class Editor:
-    """One server process and one open document, typed into like an editor would."""
+    """One server process and its open documents, one of them active and typed into like an editor would."""
 
     def __init__(self, options: dict, extra_args: tuple[str, ...] = ()) -> None:
         self.options = options
@@ -46,6 +46,8 @@ class Editor:
         self.version = 0
         self.uri = ""
         self.text = ""
+        self._others: dict[str, tuple[str, int]] = {}
+        """The open documents other than the active one: (text, version) by URI."""
 
         @self.client.feature("gearshift/status")
         def on_status(params) -> None:
@@ -82,6 +84,9 @@ class Editor:
         await self.client.stop()
 
     def open(self, uri: str, text: str, language: str = "python") -> None:
+        """Open ``uri`` and make it the active document."""
+        if self.uri:
+            self._others[self.uri] = (self.text, self.version)
         self.uri, self.text, self.version = uri, text, 1
         self.client.text_document_did_open(
             types.DidOpenTextDocumentParams(
@@ -90,9 +95,28 @@ class Editor:
         )
 
     def close(self) -> None:
+        """Close the active document (another open one becomes active, if any)."""
         self.client.text_document_did_close(
             types.DidCloseTextDocumentParams(text_document=types.TextDocumentIdentifier(uri=self.uri))
         )
+        self.uri, self.text, self.version = "", "", 0
+        if self._others:
+            self.focus(next(reversed(self._others)))
+
+    def focus(self, uri: str) -> None:
+        """Make the open document ``uri`` the active one (an editor switching tabs)."""
+        if uri == self.uri:
+            return
+        if self.uri:
+            self._others[self.uri] = (self.text, self.version)
+        self.text, self.version = self._others.pop(uri)
+        self.uri = uri
+
+    def hint(self, offset: int) -> None:
+        """Tell the server where the cursor rests (gearshift/cursor), as our editor clients do."""
+        position = self.position_at(offset)
+        self.client.protocol.notify("gearshift/cursor", {
+            "textDocument": {"uri": self.uri}, "position": {"line": position.line, "character": position.character}})
 
     def position_at(self, offset: int) -> types.Position:
         before = self.text[:offset]

@@ -245,12 +245,14 @@ class LlamaEngine:
     def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None, document: str | None = None) -> None:
         self._submit(self._prewarm, prompt, document, StopFlag(self._closing, cancel)).result()
 
-    def reset_cache(self) -> None:
-        """Empty the KV cache and the saved document states (benchmarks measure cold evaluation with it)."""
+    def reset_cache(self, documents: bool = True) -> None:
+        """Empty the KV cache and, with ``documents``, the saved document states (benchmarks measure cold
+        evaluation with it; without ``documents`` the states saved so far come back as before)."""
 
         def reset() -> None:
             self._require()[1].reset()
-            self._documents.clear()
+            if documents:
+                self._documents.clear()
 
         self._submit(reset).result()
 
