@@ -86,6 +86,8 @@ class _Server:
     """Document -> the slot that holds its KV cache there, least recently used first; one document per slot."""
     placing: dict[str, asyncio.Event] = field(default_factory=dict)
     """Documents whose first request (the server choosing the slot) is under way: later ones wait for its slot."""
+    asking: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """Held while ``/props`` is asked: requests that come meanwhile wait for its answer rather than go unpinned."""
 
     def backed_off(self, now: float) -> bool:
         return now < self.retry_at
@@ -253,7 +255,7 @@ class RemoteEngine:
                 continue
             try:
                 await asyncio.wait_for(pending.wait(), POLL_S)
-            except TimeoutError:
+            except asyncio.TimeoutError:  # not the builtin before Python 3.11
                 if consumer.cancelled:
                     return None
         slot = server.slots.get(key)
@@ -275,20 +277,25 @@ class RemoteEngine:
         choosing.set()
 
     async def _props(self, server: _Server) -> None:
-        """``total_slots`` (and the model's name) from the server's ``/props``; 0 where it does not say."""
-        server.total_slots = 0
+        """``total_slots`` (and the model's name) from the server's ``/props``, asked once at a time; 0 where it
+        does not say."""
+        async with server.asking:
+            if server.total_slots is None:
+                server.total_slots = await self._ask_props(server)
+
+    async def _ask_props(self, server: _Server) -> int:
         try:
             response = await self._client.get(server.url.rstrip("/") + "/props",
                                               timeout=self.endpoint.connect_timeout_s)
             body = response.json()
         except (httpx.HTTPError, ValueError):
-            return
+            return 0
         if not isinstance(body, dict):
-            return
-        if isinstance(body.get("total_slots"), int) and body["total_slots"] > 0:
-            server.total_slots = body["total_slots"]
+            return 0
         if self.served_model is None and isinstance(body.get("model_path"), str):
             self.served_model = body["model_path"].replace("\\", "/").rsplit("/", 1)[-1].removesuffix(".gguf")
+        slots = body.get("total_slots")
+        return slots if isinstance(slots, int) and slots > 0 else 0
 
     # -- which server: affinity, spreading, back-off ----------------------------------------------------
 

@@ -296,6 +296,14 @@ async def test_a_document_placed_in_a_slot_takes_it_from_the_one_there_before(fa
     assert slots_asked(fake_team_server) == [-1, -1, -1, 0]
 
 
+async def test_requests_that_come_while_the_slot_count_is_asked_are_pinned_too(fake_team_server):
+    engine = engine_for(fake_team_server.url)
+    await asyncio.gather(*(engine.generate(request(affinity_key=f"file:///{name}.py")) for name in "ab"))
+    assert slots_asked(fake_team_server) == [-1, -1] and fake_team_server.gets.count("/props") == 1
+    await engine.generate(request(affinity_key="file:///a.py"))
+    assert slots_asked(fake_team_server)[-1] in (0, 1)
+
+
 async def test_a_failed_server_forgets_its_slots(fake_team_server, monkeypatch):
     monkeypatch.setattr(remote, "BACKOFF_S", 0.05)
     engine = engine_for(fake_team_server.url)
