@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import subprocess
 import sys
 import time
@@ -40,15 +41,15 @@ def llama_server_binary() -> str:
 
 
 def start_llama_server(binary: str, model: str, port: int, parallel: int, threads: int,
-                       log_path: str | None = None) -> subprocess.Popen:
+                       log_path: str | None = None, extra: tuple[str, ...] = ()) -> subprocess.Popen:
     import urllib.request
 
     log = open(log_path, "a") if log_path else subprocess.DEVNULL  # noqa: SIM115 (the process writes it)
     if log_path:
-        print(f"==== llama-server --parallel {parallel} -t {threads}", file=log, flush=True)
+        print(f"==== llama-server --parallel {parallel} -t {threads} {' '.join(extra)}", file=log, flush=True)
     process = subprocess.Popen(
         [binary, "-m", model, "--host", "127.0.0.1", "--port", str(port), "-c", str(4096 * parallel),
-         "--parallel", str(parallel), "-t", str(threads), "--cache-reuse", "256", "--no-webui"],
+         "--parallel", str(parallel), "-t", str(threads), "--cache-reuse", "256", "--no-webui", *extra],
         stdout=log, stderr=log,
     )
     deadline = time.monotonic() + 180
@@ -146,7 +147,8 @@ async def main_async(args: argparse.Namespace) -> dict:
                     "read_bandwidth_gb_s": round(measure_read_bandwidth() / 1e9, 1), "team": [], "local": []}
     for n in args.editors:
         if "team" in args.setups:
-            server = start_llama_server(binary, model_path, args.port, n, args.server_threads, args.server_log)
+            server = start_llama_server(binary, model_path, args.port, n, args.server_threads, args.server_log,
+                                        tuple(shlex.split(args.server_args)))
             try:
                 team = {"endpoints": [{"name": "team", "urls": [f"http://127.0.0.1:{args.port}"]}],
                         "models": {"defaultModel": "team", "ladder": ["team"]}, "guard": {"enabled": False}}
@@ -221,6 +223,9 @@ def main() -> int:
                         help="engine.nThreads of each in-process server (default: its own, the physical cores);"
                              " on a box that other work keeps busy, 1 thread each avoids decode steps waiting"
                              " for a descheduled thread, in llama-server (--server-threads 1) as in-process")
+    parser.add_argument("--server-args", default="",
+                        help="more llama-server options, e.g. '-b 128 -ub 128': a cold prompt is evaluated in chunks"
+                             " that the other slots' tokens join, instead of one call that stalls every slot")
     parser.add_argument("--server-log", metavar="PATH", help="append llama-server's log here (slot choices, timings)")
     parser.add_argument("--json", metavar="PATH")
     args = parser.parse_args()
