@@ -98,6 +98,24 @@ def _on_next_line(doc: DocumentSnapshot) -> DocumentSnapshot:
     return DocumentSnapshot(doc.uri, doc.version, text, doc.offset + len(typed), doc.language_id, doc.path)
 
 
+BOUNDED_WINDOW_KEY = "#bounded"
+"""Appended to a document's key for its prompt in the window bounded by ``completion.coldPromptMs``: the engine
+keeps that evaluation apart from the full window's, so neither evicts the other."""
+
+FULL_WINDOW_SLACK_S = 0.3
+"""The full window is used when what it still needs takes at most this much longer than the bounded window's."""
+
+
+@dataclass(frozen=True)
+class _Window:
+    """One prompt window for a request: its context, pieces, prompt text and the engine's document key."""
+
+    ctx: CompletionContext
+    parts: InfillParts
+    prompt: str
+    key: str
+
+
 @dataclass(frozen=True)
 class _Job:
     """One request's cursor and prompt facts, for post-processing its generation (now or in the background)."""
@@ -206,15 +224,15 @@ class CompletionService:
         if looks_binary(doc.text, doc.offset):
             return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
 
-        ctx = self._context(doc, engine, rung)
+        window = self._window(doc, engine, rung)
+        ctx, parts = window.ctx, window.parts
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
         checker = make_stop_checker(ctx, settings.max_lines)
-        parts = self._infill_parts(doc, ctx)
         request = GenerationRequest(
-            prompt=self._prompt(template, doc, parts),
+            prompt=window.prompt,
             infill=parts,
-            affinity_key=doc.uri,
+            affinity_key=window.key,
             max_tokens=max_tokens if ctx.multiline else min(max_tokens, 48),
             stop=list(template.stop_strings),
             time_budget_s=settings.time_budget_ms / 1000,
@@ -414,7 +432,8 @@ class CompletionService:
         ``guessed``: the cursor is a guess (a file just opened): warm only a window that reaches back to the
         file's start, which the prompt wherever the user starts typing shares; elsewhere the guess would hold
         the engine's thread for nothing when the first real request comes.
-        Returns whether a prompt was evaluated (False: nothing to warm, or warming now would not help).
+        Returns whether the prompt is evaluated now (False: nothing to warm, warming now would not help, it gave
+        way to a request, or the engine could not evaluate it).
         """
         if since is not None and self._requested_at.get(doc.uri, -math.inf) >= since:
             return False
@@ -422,26 +441,61 @@ class CompletionService:
         engine = self.tiers.get_loaded(rung.model)
         if engine is None or looks_binary(doc.text, doc.offset):
             return False
-        ctx = self._context(doc, engine, rung)
-        if guessed and ctx.prefix_start > 0:
+        bounded, full = self._windows(doc, engine, rung)
+        if guessed and bounded.ctx.prefix_start > 0:
             return False
         if rung.remote and remote_refusal(self.tiers.endpoint(rung.model), doc.path, self.settings):
             return False  # never-send or local-only: not even a prewarm leaves the machine
-        parts = self._infill_parts(doc, ctx)
-        prompt = self._prompt(self.template(engine), doc, parts)
-        await engine.prewarm(
-            GenerationRequest(prompt=prompt, infill=parts, affinity_key=doc.uri, priority=Priority.BACKGROUND)
-        )
+        # The window the next keystroke would get cold first, then (where it is larger) the full window, which
+        # later requests use once it is held (see ``_window``); each gives way to any request.
+        for window in (bounded, full) if full is not None else (bounded,):
+            done = await engine.prewarm(GenerationRequest(
+                prompt=window.prompt, infill=window.parts, affinity_key=window.key, priority=Priority.BACKGROUND))
+            if not done:
+                return False  # it gave way to a request, or nothing could be sent: nobody is told it is warm
         return True
 
-    def _context(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> CompletionContext:
-        """The cursor's context with the prompt window ``rung`` allows (the same for a request and its prewarm)."""
+    def _window(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> _Window:
+        """The prompt window a request gets: the configured (full) one when the engine holds enough of it that
+        what is left to evaluate costs no more than the window bounded by ``completion.coldPromptMs`` would;
+        that bounded window otherwise (a file not seen yet, a jump elsewhere), kept under its own key."""
+        bounded, full = self._windows(doc, engine, rung)
+        if full is None:
+            return bounded
+        held_bounded, n_bounded = engine.held_tokens(bounded.prompt, bounded.key)
+        held_full, n_full = engine.held_tokens(full.prompt, full.key)
+        slack = (self._speed(engine, rung) or 0.0) * FULL_WINDOW_SLACK_S
+        return full if n_full - held_full <= n_bounded - held_bounded + slack else bounded
+
+    def _windows(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> tuple[_Window, _Window | None]:
+        """(the window bounded by the cold-prompt rule, the full window where it is larger and the engine can say
+        how much of a prompt it holds; else None)."""
+        template = self.template(engine)
+        speed = self._speed(engine, rung)
+        bounded_size = rung_window(self.settings.completion, rung, speed)
+        full_size = rung_window(self.settings.completion, rung, None)
+        extra = self._cross_file(doc)
+
+        def window(size: tuple[int, int], key: str) -> _Window:
+            ctx = self._context(doc, engine, rung, size)
+            parts = self._infill_parts(doc, ctx, extra)
+            return _Window(ctx, parts, self._prompt(template, doc, parts), key)
+
+        if bounded_size == full_size or not hasattr(engine, "held_tokens"):
+            return window(full_size if bounded_size == full_size else bounded_size, doc.uri), None
+        return window(bounded_size, doc.uri + BOUNDED_WINDOW_KEY), window(full_size, doc.uri)
+
+    def _speed(self, engine: LlamaEngine, rung: Rung) -> float | None:
+        """The rung's prompt speed: the fastest of the engine's measurement at load and what requests showed."""
+        return max(engine.prompt_tokens_per_s or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None
+
+    def _context(
+        self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung, size: tuple[int, int] | None = None
+    ) -> CompletionContext:
+        """The cursor's context with the prompt window ``size`` (prefix, suffix tokens; default: the one the
+        cold-prompt rule allows ``rung``)."""
         settings = self.settings.completion
-        prefix_tokens, suffix_tokens = rung_window(
-            settings,
-            rung,
-            max(engine.prompt_tokens_per_s or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None,
-        )
+        prefix_tokens, suffix_tokens = size or rung_window(settings, rung, self._speed(engine, rung))
         return build_context(
             doc.text,
             doc.offset,
@@ -455,10 +509,13 @@ class CompletionService:
             window_end=self.splitter.point(doc.uri, doc.text, doc.offset, settings.middle_chars),
         )
 
-    def _infill_parts(self, doc: DocumentSnapshot, ctx: CompletionContext) -> InfillParts:
+    def _infill_parts(
+        self, doc: DocumentSnapshot, ctx: CompletionContext, extra: tuple[tuple[str, str], ...] | None = None
+    ) -> InfillParts:
         """The prompt's pieces for ``ctx`` (built by ``_context``, whose window ends at the split point)."""
         prefix, middle = split_middle(ctx)
-        return InfillParts(prefix=prefix, middle=middle, suffix=ctx.suffix, extra=self._cross_file(doc))
+        return InfillParts(prefix=prefix, middle=middle, suffix=ctx.suffix,
+                           extra=self._cross_file(doc) if extra is None else extra)
 
     def _prompt(self, template: FimTemplate, doc: DocumentSnapshot, parts: InfillParts) -> str:
         """The FIM prompt from ``parts`` in ``template``'s layout."""

@@ -160,15 +160,16 @@ class RemoteEngine:
         return {"model": self.served_model or self.name, "requests_sent": self.requests_sent,
                 "bytes_sent": self.bytes_sent}
 
-    async def prewarm(self, request: GenerationRequest) -> None:
+    async def prewarm(self, request: GenerationRequest) -> bool:
         """Have llama-server evaluate this prompt into the slot the document's requests go to (``n_predict: 0``,
         as llama.vim warms): a request cancelled mid-prompt there starts over, so a cold prompt must be evaluated
         before the keystrokes that need it.  Only llama-server with the FIM pieces: OpenAI-compatible servers have
         no evaluate-only request (nothing is sent).  Raises ``EndpointUnavailable`` when the server did not
-        evaluate it (down, backed off, an error status, not its answer), so that nobody is told it is warm."""
+        evaluate it (down, backed off, an error status, not its answer), so that nobody is told it is warm.
+        Returns whether it was evaluated (False: nothing sent)."""
         parts = request.infill
         if self.endpoint.api != "llama-server" or parts is None:
-            return
+            return False
         key = request.affinity_key or ""
         candidates = self._candidates(key)
         if not candidates:
@@ -207,6 +208,7 @@ class RemoteEngine:
         finally:
             self._placed(server, key, choosing, None)  # failed or cancelled before the server said: not placed
         self._affinity[key] = index  # the next request for the document goes where its prompt is
+        return True
 
     def close(self) -> None:
         try:

@@ -205,9 +205,10 @@ class AsyncEngine(Protocol):
         """``stream(request, cancel)`` to its end."""
         ...
 
-    async def prewarm(self, request: GenerationRequest) -> None:
+    async def prewarm(self, request: GenerationRequest) -> bool:
         """Evaluate the request's prompt into the KV cache so a following request that shares its prefix starts
-        fast (nothing is generated)."""
+        fast (nothing is generated); returns whether all of it is evaluated now (False: it gave way to a
+        request, or nothing could be sent)."""
         ...
 
     def count_tokens(self, text: str) -> int: ...

@@ -146,7 +146,9 @@ async def test_a_request_preempts_a_prewarm_within_one_batch_and_the_prewarmed_p
     assert total > 8 * _PREWARM_CHUNK
     engine.generate_blocking(request("x = 1\n", "file:///other.py", max_tokens=1))
     context = engine._context
-    prewarm = threading.Thread(target=engine.prewarm_blocking, args=(long_prompt, None, "file:///warm.py"))
+    finished: list[bool] = []
+    prewarm = threading.Thread(
+        target=lambda: finished.append(engine.prewarm_blocking(long_prompt, None, "file:///warm.py")))
     prewarm.start()
     while context.document != "file:///warm.py" or len(context.kv_tokens) < 2 * _PREWARM_CHUNK:
         await asyncio.sleep(0.001)
@@ -154,6 +156,7 @@ async def test_a_request_preempts_a_prewarm_within_one_batch_and_the_prewarmed_p
     progress_at_request = len(context.kv_tokens)  # the request is queued: the prewarm stops at its next batch
     await stream.result()
     prewarm.join()
+    assert finished == [False]  # it gave way: nobody may be told the prompt is warm
     # The prewarm stopped at the batch boundary after the request was queued, and its tokens were saved.
     stats = engine.stats()
     assert stats["saved_documents"] >= 1
@@ -224,3 +227,15 @@ async def test_a_background_generation_yields_to_a_request_within_one_step(engin
     assert answered.n_generated_tokens >= 1
     # The request reused the prompt the background generation evaluated.
     assert answered.n_reused_tokens >= n_prompt - 1
+
+
+def test_held_tokens_counts_what_the_context_or_a_saved_state_holds(engine: LlamaEngine):
+    a, b = prompt_of(source("alpha", 6)), prompt_of(source("beta", 6))
+    assert engine.held_tokens(a, "file:///a.py")[0] == 0
+    first = engine.generate_blocking(request(a, "file:///a.py", max_tokens=2))
+    held, total = engine.held_tokens(a, "file:///a.py")
+    assert total == first.n_prompt_tokens and held == total
+    assert engine.held_tokens(a, "file:///b.py")[0] == 0  # another document's key holds nothing of it
+    engine.generate_blocking(request(b, "file:///b.py", max_tokens=2))
+    assert engine.held_tokens(a, "file:///a.py")[0] == total  # from a's saved state
+    assert engine.held_tokens(a + "alpha_more", "file:///a.py")[0] >= total - 1  # the last token may merge

@@ -44,8 +44,9 @@ class FakeEngine:
     def count_tokens(self, text: str) -> int:
         return len(text) // 3 + 1
 
-    async def prewarm(self, request: GenerationRequest) -> None:
+    async def prewarm(self, request: GenerationRequest) -> bool:
         self.prewarmed.append(request.prompt)
+        return True
 
     def stats(self) -> dict:
         return {"model": self.name}

@@ -58,6 +58,10 @@ class DocumentStates:
             self.bytes_used -= state.size
         return state
 
+    def peek(self, key: str) -> SavedState | None:
+        """``key``'s state without taking it or changing the order (safe to call from another thread: one read)."""
+        return self._states.get(key)
+
     def discard(self, key: str) -> None:
         self.take(key)
 

@@ -232,18 +232,33 @@ class LlamaEngine:
         """``stream`` to its end; cancelling the awaiting task stops the generation."""
         return await self.stream(request, cancel).result()
 
-    async def prewarm(self, request: GenerationRequest) -> None:
-        """Evaluate ``request.prompt`` into the KV cache; gives way as soon as a generation is waiting."""
+    async def prewarm(self, request: GenerationRequest) -> bool:
+        """Evaluate ``request.prompt`` into the KV cache; gives way as soon as a generation is waiting (then
+        returns False; what it evaluated stays for the request)."""
         own = CancelToken()
         future = self._submit(self._prewarm, request.prompt, request.affinity_key, StopFlag(self._closing, own))
         try:
-            await asyncio.wrap_future(future)
+            return await asyncio.wrap_future(future)
         except asyncio.CancelledError:
             own.cancel()
             raise
 
-    def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None, document: str | None = None) -> None:
-        self._submit(self._prewarm, prompt, document, StopFlag(self._closing, cancel)).result()
+    def prewarm_blocking(self, prompt: str, cancel: CancelToken | None = None, document: str | None = None) -> bool:
+        return self._submit(self._prewarm, prompt, document, StopFlag(self._closing, cancel)).result()
+
+    def held_tokens(self, prompt: str, document: str) -> tuple[int, int]:
+        """(how many leading tokens of ``prompt`` the engine holds evaluated for ``document``, in its context or a
+        saved state; the prompt's length in tokens).  Called on the event loop while the worker may be running:
+        a glance that decides a prompt window, not a promise."""
+        model, context = self._model, self._context
+        if model is None or context is None:
+            return 0, 0
+        tokens = model.tokenize(prompt.encode("utf-8"), True, True)
+        held = common_prefix(list(context.kv_tokens), tokens) if context.document == document else 0
+        saved = self._documents.peek(document)
+        if saved is not None:
+            held = max(held, common_prefix(saved.tokens, tokens))
+        return held, len(tokens)
 
     def reset_cache(self, documents: bool = True) -> None:
         """Empty the KV cache and, with ``documents``, the saved document states (benchmarks measure cold
@@ -275,9 +290,10 @@ class LlamaEngine:
 
     # ------------------------------------------------------------------ requests (worker thread)
 
-    def _prewarm(self, prompt: str, document: str | None, flag: StopFlag) -> None:
+    def _prewarm(self, prompt: str, document: str | None, flag: StopFlag) -> bool:
+        """Whether the whole prompt is now in the cache (False: it gave way to a request, or was cancelled)."""
         if self._closing.is_set():
-            return
+            return False
         model, context = self._require()
         context.set_n_threads(self._n_threads_wanted)
         tokens = model.tokenize(prompt.encode("utf-8"), True, True)[: self.n_ctx - 1]
@@ -285,7 +301,7 @@ class LlamaEngine:
         own = self._switch_document(context, document, tokens)
         reused = context.reuse_prefix(tokens, need_logits=False, shift=own)
         if reused == len(tokens):
-            return
+            return True
         chunk = min(_PREWARM_CHUNK, context.capacity)
         reason = context.evaluate(tokens, flag, math.inf, chunk, False, give_way=lambda: self._waiting > 0)
         log.debug(
@@ -296,6 +312,7 @@ class LlamaEngine:
             time.perf_counter() - started,
             " (gave way)" if reason else "",
         )
+        return reason is None
 
     def _generate(
         self, request: GenerationRequest, flag: StopFlag, called: float, stream: GenerationStream | None
@@ -342,7 +359,9 @@ class LlamaEngine:
         reused = context.reuse_prefix(prompt, need_logits=True, shift=own)
         # The prompt has no time budget (a request stuck behind a long one is cancelled by the next keystroke
         # instead); its chunks are kept to about a second so that cancelling takes effect soon.
-        reason = context.evaluate(prompt, flag, math.inf, self._request_chunk, True)
+        # Background work checks for a waiting request after every small chunk, as a prewarm does.
+        chunk = min(_PREWARM_CHUNK, context.capacity) if request.priority == Priority.BACKGROUND else self._request_chunk
+        reason = context.evaluate(prompt, flag, math.inf, chunk, True)
         prompt_done = time.perf_counter()
         drafted = accepted = 0
         first_token_at = prompt_done
