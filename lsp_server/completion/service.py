@@ -224,7 +224,7 @@ class CompletionService:
         if looks_binary(doc.text, doc.offset):
             return CompletionOutcome(suggestion=None, tier=rung.name, hidden_reason="binary content")
 
-        window = self._window(doc, engine, rung)
+        window = self._window(doc, engine, rung, remember=not speculative)
         ctx, parts = window.ctx, window.parts
         template = self.template(engine)
         max_tokens = max(4, int(settings.max_tokens * rung.max_tokens_scale))
@@ -299,7 +299,7 @@ class CompletionService:
         engine = self.tiers.get_loaded(rung.model)
         if engine is None:
             return
-        if not self._context(doc, engine, rung).multiline:
+        if not self._context(doc, engine, rung, remember=False).multiline:
             # The accepted text ends a line: the next suggestion is wanted after Enter (the new line indented as
             # this one, as editors auto-indent), not for the rest of this line.
             doc = _on_next_line(doc)
@@ -455,11 +455,11 @@ class CompletionService:
                 return False  # it gave way to a request, or nothing could be sent: nobody is told it is warm
         return True
 
-    def _window(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> _Window:
+    def _window(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung, remember: bool = True) -> _Window:
         """The prompt window a request gets: the configured (full) one when the engine holds enough of it that
         what is left to evaluate costs no more than the window bounded by ``completion.coldPromptMs`` would;
         that bounded window otherwise (a file not seen yet, a jump elsewhere), kept under its own key."""
-        bounded, full = self._windows(doc, engine, rung)
+        bounded, full = self._windows(doc, engine, rung, remember)
         if full is None:
             return bounded
         held_bounded, n_bounded = engine.held_tokens(bounded.prompt, bounded.key)
@@ -467,9 +467,11 @@ class CompletionService:
         slack = (self._speed(engine, rung) or 0.0) * FULL_WINDOW_SLACK_S
         return full if n_full - held_full <= n_bounded - held_bounded + slack else bounded
 
-    def _windows(self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung) -> tuple[_Window, _Window | None]:
+    def _windows(
+        self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung, remember: bool = True
+    ) -> tuple[_Window, _Window | None]:
         """(the window bounded by the cold-prompt rule, the full window where it is larger and the engine can say
-        how much of a prompt it holds; else None)."""
+        how much of a prompt it holds; else None).  ``remember``: see ``MiddleSplitter.point``."""
         template = self.template(engine)
         speed = self._speed(engine, rung)
         bounded_size = rung_window(self.settings.completion, rung, speed)
@@ -477,7 +479,7 @@ class CompletionService:
         extra = self._cross_file(doc)
 
         def window(size: tuple[int, int], key: str) -> _Window:
-            ctx = self._context(doc, engine, rung, size)
+            ctx = self._context(doc, engine, rung, size, remember)
             parts = self._infill_parts(doc, ctx, extra)
             return _Window(ctx, parts, self._prompt(template, doc, parts), key)
 
@@ -490,7 +492,8 @@ class CompletionService:
         return max(engine.prompt_tokens_per_s or 0.0, self._prompt_speed.get(rung.name, 0.0)) or None
 
     def _context(
-        self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung, size: tuple[int, int] | None = None
+        self, doc: DocumentSnapshot, engine: LlamaEngine, rung: Rung, size: tuple[int, int] | None = None,
+        remember: bool = True,
     ) -> CompletionContext:
         """The cursor's context with the prompt window ``size`` (prefix, suffix tokens; default: the one the
         cold-prompt rule allows ``rung``)."""
@@ -506,7 +509,7 @@ class CompletionService:
             max_lines=settings.max_lines,
             path=doc.path,
             # The window ends where the typed middle starts: its start stays put while the user types.
-            window_end=self.splitter.point(doc.uri, doc.text, doc.offset, settings.middle_chars),
+            window_end=self.splitter.point(doc.uri, doc.text, doc.offset, settings.middle_chars, remember),
         )
 
     def _infill_parts(

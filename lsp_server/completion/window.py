@@ -92,8 +92,9 @@ class MiddleSplitter:
     def __init__(self, max_documents: int = 256) -> None:
         self._points: LRUCache[str, int] = LRUCache(maxsize=max_documents)
 
-    def point(self, uri: str, text: str, offset: int, middle_chars: int) -> int:
-        """The split point for the cursor at ``offset`` (remembered), where the prefix window should end.
+    def point(self, uri: str, text: str, offset: int, middle_chars: int, remember: bool = True) -> int:
+        """The split point for the cursor at ``offset`` (remembered unless ``remember`` is False: a speculation
+        about text not typed yet must not move the real cursor's), where the prefix window should end.
 
         Counting the prompt window back from here rather than from the cursor keeps its start, and so the
         whole prompt before the middle, fixed while the user types (the cursor when ``middle_chars`` is 0).
@@ -105,7 +106,8 @@ class MiddleSplitter:
             line = text.rfind("\n", 0, offset) + 1
             before = text[line:offset]
             point = line + len(before) - len(before.lstrip(" \t"))
-        self._points[uri] = point
+        if remember:
+            self._points[uri] = point
         return point
 
     @staticmethod

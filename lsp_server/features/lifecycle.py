@@ -21,10 +21,15 @@ PREWARMED_NOTIFICATION = "gearshift/prewarmed"
 
 # Pre-warm after the user pauses this long, so a burst of keystrokes does not queue evaluations.
 _PREWARM_IDLE_S = 0.4
+"""After an edit, how long the document must stay unchanged before its prompt is evaluated in the background."""
+_HINT_PREWARM_S = 0.05
+"""After a cursor hint (already debounced by the client), how long before the prompt there is evaluated."""
 
 
 def register(server) -> None:
     pending_prewarm: dict[str, asyncio.TimerHandle] = {}
+    running: list[asyncio.Task] = []
+    """The prewarm in progress, if any: a newer one supersedes it (the cursor is in one place at a time)."""
 
     @server.feature(types.INITIALIZE)
     def on_initialize(ls, params: types.InitializeParams) -> None:
@@ -39,16 +44,25 @@ def register(server) -> None:
         if params.settings is not None:
             ls.apply_settings(params.settings)
 
-    def schedule_prewarm(ls, uri: str, position: types.Position, *, guessed: bool = False) -> None:
+    def schedule_prewarm(
+        ls, uri: str, position: types.Position, *, guessed: bool = False, delay: float = _PREWARM_IDLE_S
+    ) -> None:
         if not ls.settings.completion.prewarm:
             return
         if (handle := pending_prewarm.pop(uri, None)) is not None:
             handle.cancel()
         loop = asyncio.get_running_loop()
         since = time.monotonic()
-        pending_prewarm[uri] = loop.call_later(
-            _PREWARM_IDLE_S, lambda: ls.spawn(prewarm(ls, uri, position, since, guessed))
-        )
+        pending_prewarm[uri] = loop.call_later(delay, lambda: start_prewarm(ls, uri, position, since, guessed))
+
+    def start_prewarm(ls, uri: str, position: types.Position, since: float, guessed: bool) -> None:
+        # An older prewarm still running is for where the cursor was: it stops at its next batch (what it evaluated
+        # stays in the cache, and a window that overlaps it is shifted into place), and this one runs.
+        while running:
+            running.pop().cancel()
+        task = ls.spawn(prewarm(ls, uri, position, since, guessed))
+        running.append(task)
+        task.add_done_callback(lambda done: done in running and running.remove(done))
 
     async def prewarm(ls, uri: str, position: types.Position, since: float, guessed: bool) -> None:
         pending_prewarm.pop(uri, None)
@@ -100,7 +114,7 @@ def register(server) -> None:
         if not isinstance(uri, str) or position.line < 0 or position.character < 0:
             return
         if find_open_document(ls.workspace, uri) is not None:
-            schedule_prewarm(ls, uri, position)
+            schedule_prewarm(ls, uri, position, delay=_HINT_PREWARM_S)
 
     @server.feature(types.TEXT_DOCUMENT_DID_CLOSE)
     def on_close(ls, params: types.DidCloseTextDocumentParams) -> None:

@@ -203,4 +203,4 @@ async def test_first_answer_is_shown_early_and_the_rest_is_served_from_the_cache
     end_line = line + early.count("\n")
     end_col = len(early.rsplit("\n", 1)[-1]) + (col if "\n" not in early else 0)
     await client.text_document_inline_completion_async(inline_params(uri, end_line, end_col))
-    assert statuses(client)[-1]["cacheHit"] is True  # the rest came from the typed-ahead cache
+    assert statuses(client)[-1]["cacheHit"] is True, statuses(client)[seen:]  # the rest came from the typed-ahead cache

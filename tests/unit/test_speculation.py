@@ -105,3 +105,17 @@ async def test_the_guard_never_measures_a_speculation():
     await service.complete(snapshot(BEFORE + AFTER, len(BEFORE)))
     await settle(service)
     assert len(engine.requests) == 2 and len(recorded) == 1
+
+
+async def test_a_speculation_leaves_the_real_cursors_split_point_alone():
+    """The split point keeps the prompt's start fixed while typing; a speculation about text not typed yet (a
+    new line) must not move it, or the next real keystroke evaluates its window again."""
+    engine = ScriptedEngine(["total = sum(values)", "return total"])
+    service = service_with(engine, speculate=True)
+    service.settings.completion.first_answer_ms = service.settings.completion.time_budget_ms
+    doc = snapshot(BEFORE + AFTER, len(BEFORE))
+    await service.complete(doc)
+    point = service.splitter._points[doc.uri]
+    await settle(service)
+    assert len(engine.requests) == 2
+    assert service.splitter._points[doc.uri] == point
