@@ -211,7 +211,8 @@ def test_cli_fit_json(
     assert report["settings"]["cacheTypeK"] == "q8_0" and report["settings"]["flashAttn"] is True
     assert report["machine"]["readBandwidthBytesPerS"] > 1e8
     for model in report["models"]:
-        assert model["totalBytes"] == model["weightBytes"] + model["kvBytes"] + model["computeBytes"]
+        assert model["totalBytes"] == (model["weightBytes"] + model["kvBytes"] + model["computeBytes"]
+                                       + model["documentKvBytes"])
         assert model["tokSSource"] == "estimate" and model["verdict"]
     assert report["recommendation"]["reason"]
 
