@@ -90,12 +90,16 @@ class CompletionOutcome:
     """The model's answer before post-processing, for benchmarks: never sent or logged (it is document text)."""
 
 
+def _typed(doc: DocumentSnapshot, text: str) -> DocumentSnapshot:
+    """``doc`` with ``text`` inserted at its cursor and the cursor after it (an accepted suggestion, a key)."""
+    return DocumentSnapshot(doc.uri, doc.version, doc.text[: doc.offset] + text + doc.text[doc.offset :],
+                            doc.offset + len(text), doc.language_id, doc.path)
+
+
 def _on_next_line(doc: DocumentSnapshot) -> DocumentSnapshot:
     """``doc`` after Enter at its cursor, the new line indented as the cursor's line (an editor's auto-indent)."""
     line = doc.text[doc.text.rfind("\n", 0, doc.offset) + 1 : doc.offset]
-    typed = "\n" + line[: len(line) - len(line.lstrip(" \t"))]
-    text = doc.text[: doc.offset] + typed + doc.text[doc.offset :]
-    return DocumentSnapshot(doc.uri, doc.version, text, doc.offset + len(typed), doc.language_id, doc.path)
+    return _typed(doc, "\n" + line[: len(line) - len(line.lstrip(" \t"))])
 
 
 BOUNDED_WINDOW_KEY = "#bounded"
@@ -158,8 +162,6 @@ class CompletionService:
         process), and a window sized from it alone stays small for the whole session."""
         self._requested_at: LRUCache[str, float] = LRUCache(maxsize=256)
         """When the last completion request for each document started (monotonic)."""
-        self.speculated = 0
-        """Suggestions computed ahead, for the text after an accepted one (``completion.speculateNext``)."""
         self.neighbours = RecentFiles()
         """Recently used documents: the source of cross-file context."""
         self.cache = SuggestionCache(
@@ -286,10 +288,8 @@ class CompletionService:
         """
         if not self.settings.completion.speculate_next or rung.remote or not suggestion:
             return
-        offset = doc.offset + len(suggestion)
-        accepted = DocumentSnapshot(doc.uri, doc.version, doc.text[: doc.offset] + suggestion + doc.text[doc.offset :],
-                                    offset, doc.language_id, doc.path)
-        if self.cache.lookup(doc.uri, accepted.text[:offset], accepted.text[offset:]) is not None:
+        accepted = _typed(doc, suggestion)
+        if self._cached(accepted):
             return  # already known
         work = asyncio.ensure_future(self._speculate(accepted, rung))
         self._finishing.add(work)
@@ -303,14 +303,16 @@ class CompletionService:
             # The accepted text ends a line: the next suggestion is wanted after Enter (the new line indented as
             # this one, as editors auto-indent), not for the rest of this line.
             doc = _on_next_line(doc)
-            if self.cache.lookup(doc.uri, doc.text[: doc.offset], doc.text[doc.offset :]) is not None:
+            if self._cached(doc):
                 return
         try:
-            outcome = await self._complete_on(doc, None, rung, None, time.perf_counter(), speculative=True)
+            await self._complete_on(doc, None, rung, None, time.perf_counter(), speculative=True)
         except Exception as exc:  # background work: a failure here must not reach anyone's keystroke
             log.debug("speculating the next suggestion failed: %s", exc)
-            return
-        self.speculated += outcome.suggestion is not None
+
+    def _cached(self, doc: DocumentSnapshot) -> bool:
+        """Whether the typed-ahead cache already has a suggestion for ``doc``'s cursor."""
+        return self.cache.lookup(doc.uri, doc.text[: doc.offset], doc.text[doc.offset :]) is not None
 
     def _finish_in_background(self, work: asyncio.Future, job: _Job, stream: GenerationStream) -> None:
         """The rest of an early answer: post-processed, cached and reported; what follows it speculated."""

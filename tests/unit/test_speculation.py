@@ -113,6 +113,8 @@ async def test_a_speculation_leaves_the_real_cursors_split_point_alone():
     engine = ScriptedEngine(["total = sum(values)", "return total"])
     service = service_with(engine, speculate=True)
     service.settings.completion.first_answer_ms = service.settings.completion.time_budget_ms
+    # The accepted line plus Enter is longer than this: the speculation's own cursor needs a new split point.
+    service.settings.completion.middle_chars = 20
     doc = snapshot(BEFORE + AFTER, len(BEFORE))
     await service.complete(doc)
     point = service.splitter._points[doc.uri]
