@@ -113,7 +113,10 @@ def _verdict(outcome: CompletionOutcome) -> str:
     return "+".join(rules) if rules else "kept"
 
 
-def settings_for(model: str | None, generous: bool, ladder: list[str] | None = None) -> GearshiftSettings:
+def settings_for(
+    model: str | None, generous: bool, ladder: list[str] | None = None, window: tuple[int, int] | None = None,
+) -> GearshiftSettings:
+    """``window``: (prefix, suffix) tokens instead of the configured prompt window."""
     raw: dict = {"models": {}}
     if model:
         raw["models"]["defaultModel"] = model
@@ -122,6 +125,8 @@ def settings_for(model: str | None, generous: bool, ladder: list[str] | None = N
     if generous:
         raw["guard"] = {"enabled": False}
         raw["completion"] = {"timeBudgetMs": 60000, "firstAnswerMs": 60000, "coldPromptMs": 0}
+    if window:
+        raw.setdefault("completion", {}).update(prefixTokens=window[0], suffixTokens=window[1])
     return parse_settings(raw)
 
 
@@ -143,9 +148,10 @@ async def _pipeline(service: CompletionService, doc: DocumentSnapshot) -> tuple[
 async def evaluate_tier(
     model: str | None, problems: list[dict], runs: int, generous: bool, progress: bool = False,
     details_path: str | None = None, ladder: list[str] | None = None, rung: Rung | None = None,
+    window: tuple[int, int] | None = None,
 ) -> tuple[dict, list]:
     """``rung``: serve every request on this rung alone (the guard pinned there) instead of the shipped ladder."""
-    settings = settings_for(rung.model if rung else model, generous, ladder)
+    settings = settings_for(rung.model if rung else model, generous, ladder, window)
     tiers = TierManager(settings)
     if rung is None:
         guard = starting_guard(settings, tiers)
@@ -333,6 +339,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--ladder", help="comma-separated models the guard may shift between (default: shipped)")
     parser.add_argument("--generous", action="store_true", help="60 s budgets, no early answer, guard off, full window")
+    parser.add_argument("--window", metavar="PREFIX,SUFFIX",
+                        help="prompt window in tokens instead of the configured one (e.g. 256,64: a slow CPU's "
+                             "cold-start window, to compare with the full window on the same lines)")
     parser.add_argument("--progress", action="store_true", help="a line on stderr after each problem")
     parser.add_argument("--json", metavar="PATH", help="write the summary here")
     parser.add_argument("--details", metavar="PATH", help="every masked line's record, as measured (JSON lines)")
@@ -340,6 +349,7 @@ def main() -> int:
                         help="measure each rung of the shipped ladder alone and write the guard's quality table")
     args = parser.parse_args()
     problems = load_problems(args.limit, args.seed, args.skip)
+    window = tuple(int(n) for n in args.window.split(",")) if args.window else None
     if args.write_table:
         return write_table(problems, args)
     GearshiftSettings()  # fail early on a broken install
@@ -350,8 +360,10 @@ def main() -> int:
     for model in args.tiers.split(",") if args.tiers else [None]:
         record, details = asyncio.run(
             evaluate_tier(model, problems, args.runs, args.generous, args.progress, args.details,
-                          args.ladder.split(",") if args.ladder else None)
+                          args.ladder.split(",") if args.ladder else None, window=window)
         )
+        if window:
+            record["window"] = list(window)
         record["sample"] = {"limit": args.limit, "seed": args.seed, "skip": args.skip,
                             "tasks": [p["task_id"] for p in problems] if args.limit else "all"}
         records.append(record)

@@ -57,7 +57,9 @@ def function_bodies(source: str, max_body_chars: int) -> list[tuple[int, int]]:
             body = body[1:]  # keep the docstring: it is the programmer's intent
         if not body:
             continue
-        start = starts[body[0].lineno - 1]
+        # After the first line's indentation: the editor's auto-indent put it there (Enter after the docstring or
+        # the signature), so the typist starts on an indented empty line rather than typing spaces one by one.
+        start = starts[body[0].lineno - 1] + body[0].col_offset
         end = starts[node.end_lineno]
         if 40 <= end - start <= max_body_chars:
             found.append((start, end))
@@ -123,7 +125,8 @@ async def retype(editor: Editor, label: str, cursor: int, body: str, args: argpa
                             "tokens": answer.status.get("generatedTokens"), "stop": answer.status.get("stopReason"),
                             "ttft_ms": answer.status.get("timeToFirstTokenMs"),
                             "prompt": answer.status.get("promptTokens"), "reused": answer.status.get("reusedTokens"),
-                            "shown": len(answer.text or "")})
+                            "shown": len(answer.text or ""),
+                            "hidden": answer.status.get("hidden"), "bounded": answer.status.get("boundedWindow")})
         if answer.status.get("promptTokens"):
             tally.prompt_tokens.append(answer.status["promptTokens"])
         if warmed:
@@ -265,6 +268,8 @@ async def replay(args: argparse.Namespace) -> dict:
         "superseded_share": round(tally.superseded / tally.keystrokes, 3) if tally.keystrokes else 0.0,
         "shown_share": round(tally.shown / tally.keystrokes, 3) if tally.keystrokes else 0.0,
         "window_tokens_max": max(tally.prompt_tokens, default=0),
+        # Of the keystrokes the model answered, the share that made do with the window coldPromptMs bounds.
+        "bounded_window_share": bounded_share(tally.trace),
         "prompt_tok_s": prompt_speed(tally.trace),
         "functions": labels,
         "interval_ms": args.interval_ms,
@@ -278,6 +283,11 @@ async def replay(args: argparse.Namespace) -> dict:
         "engine": status.get("engine") or status.get("engines"),
         "trace": tally.trace,
     }
+
+
+def bounded_share(trace: list[dict]) -> float | None:
+    answered = [t for t in trace if t.get("prompt")]
+    return round(sum(bool(t.get("bounded")) for t in answered) / len(answered), 3) if answered else None
 
 
 def prompt_speed(trace: list[dict]) -> float | None:
@@ -314,7 +324,7 @@ def main() -> int:
     report = asyncio.run(replay(args))
     print(
         f"mode={report['mode']} window<={report['window_tokens_max']} tokens prompt={report['prompt_tok_s']} tok/s "
-        f"first keystrokes={report['first_keystroke_ms']} ms")
+        f"first keystrokes={report['first_keystroke_ms']} ms bounded window={report['bounded_window_share']}")
     print(
         f"tier={report['tier']} keystrokes={report['keystrokes']} p50={report['p50_ms']} ms "
         f"p95={report['p95_ms']} ms cache_share={report['cache_share']:.1%} "

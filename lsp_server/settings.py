@@ -131,10 +131,11 @@ class CompletionSettings(_Section):
     """Tokens of text after the cursor put in the prompt.  Typing re-uses their KV cache (see ``middle_chars``);
     they are evaluated again when the cursor moves elsewhere, so they cost latency there."""
 
-    cold_prompt_ms: int = Field(default=8000, ge=0)
+    cold_prompt_ms: int = Field(default=1000, ge=0)
     """About the longest a prompt that shares nothing with the KV cache (a file just opened, a jump elsewhere) may
-    take to evaluate: the prompt window (``prefix_tokens`` + ``suffix_tokens`` at most) is sized from the model's
-    prompt speed measured on this machine when it loads.  0: always the full window."""
+    take to evaluate: such a request gets a window sized from the model's prompt speed measured on this machine
+    (128 tokens at least), while the full window (``prefix_tokens`` + ``suffix_tokens``) is evaluated in the
+    background and used by the keystrokes after it once the engine holds it.  0: always the full window."""
 
     middle_chars: int = Field(default=1024, ge=0)
     """Most characters typed since a stable split point that go after the FIM middle marker, so that typing only

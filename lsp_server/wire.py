@@ -62,6 +62,9 @@ class PipelineFacts(WireModel):
     """Tokens of the request's prompt (none for a cache hit or a request that never reached the engine)."""
     reused_tokens: int | None = omit_when_none()
     """Of those, how many were in the KV cache already: what cursor hints and prewarm are meant to raise."""
+    bounded_window: Literal[True] | None = omit_when_none()
+    """The request made do with the window ``completion.coldPromptMs`` bounds (the engine held too little of the
+    full one); the full window is evaluated in the next pause."""
     context_chunks: int | None = omit_when_none()
     """Other files' outlines the prompt carried (``completion.crossFileTokens``)."""
     remote_error: str | None = omit_when_none()

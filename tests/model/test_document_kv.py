@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from lsp_server.inference.llama.engine import _PREWARM_CHUNK, LlamaEngine
+from lsp_server.inference.llama.engine import LlamaEngine
 from lsp_server.inference.types import CancelToken, GenerationRequest
 from lsp_server.settings import EngineSettings
 
@@ -143,14 +143,15 @@ def test_shifting_off_evaluates_the_moved_window_again(smollm_path: Path):
 async def test_a_request_preempts_a_prewarm_within_one_batch_and_the_prewarmed_part_is_reused(engine: LlamaEngine):
     long_prompt = prompt_of(source("warm", 36))  # ~1,500 tokens: many prewarm batches
     total = engine.count_tokens(long_prompt)
-    assert total > 8 * _PREWARM_CHUNK
+    chunk = engine._background_chunk
+    assert total > 8 * chunk
     engine.generate_blocking(request("x = 1\n", "file:///other.py", max_tokens=1))
     context = engine._context
     finished: list[bool] = []
     prewarm = threading.Thread(
         target=lambda: finished.append(engine.prewarm_blocking(long_prompt, None, "file:///warm.py")))
     prewarm.start()
-    while context.document != "file:///warm.py" or len(context.kv_tokens) < 2 * _PREWARM_CHUNK:
+    while context.document != "file:///warm.py" or len(context.kv_tokens) < 2 * chunk:
         await asyncio.sleep(0.001)
     stream = engine.stream(request("y = 2\n", "file:///other.py", max_tokens=1))
     progress_at_request = len(context.kv_tokens)  # the request is queued: the prewarm stops at its next batch
@@ -161,7 +162,7 @@ async def test_a_request_preempts_a_prewarm_within_one_batch_and_the_prewarmed_p
     stats = engine.stats()
     assert stats["saved_documents"] >= 1
     warmed = engine.generate_blocking(request(long_prompt, "file:///warm.py", max_tokens=2))
-    assert progress_at_request <= warmed.n_reused_tokens <= progress_at_request + _PREWARM_CHUNK
+    assert progress_at_request <= warmed.n_reused_tokens <= progress_at_request + chunk
     assert warmed.n_reused_tokens < total - 1  # it really was cut short
 
 

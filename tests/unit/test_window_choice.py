@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+
+from lsp_server.completion import service as service_module
 from lsp_server.completion.service import BOUNDED_WINDOW_KEY
 from lsp_server.documents import DocumentSnapshot
 from tests.unit.fakes import FakeEngine, service_with
@@ -74,3 +77,25 @@ def test_a_fast_engine_has_one_window():
     service = service_on(engine)
     bounded, full = service._windows(doc(), engine, service.guard.current)
     assert full is None and bounded.key == "file:///slow.py"
+
+
+async def test_a_request_on_the_bounded_window_is_followed_by_the_full_window_in_a_pause(monkeypatch):
+    monkeypatch.setattr(service_module, "CATCH_UP_IDLE_S", 0.05)
+    engine = HoldingEngine()
+    service = service_on(engine)
+    bounded, full = service._windows(doc(), engine, service.guard.current)
+    await service.complete(doc())
+    assert engine.requests[-1].affinity_key == bounded.key  # the request itself did not wait for the full window
+    # A keystroke before the pause is over: the catch-up waits for the next pause.
+    service.cache.clear()
+    await service.complete(doc())
+    assert engine.prewarmed == []
+    await asyncio.sleep(0.1)
+    await service._catching_up
+    assert engine.prewarmed == [full.prompt]
+    engine.held[full.key] = full.prompt
+    engine.prewarmed.clear()
+    service.cache.clear()  # the same cursor again: asked of the model, not the typed-ahead cache
+    await service.complete(doc())
+    assert engine.requests[-1].affinity_key == full.key
+    assert service._catching_up.done() and engine.prewarmed == []  # nothing left to catch up on
