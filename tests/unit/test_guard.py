@@ -742,3 +742,16 @@ def test_a_rung_measured_only_while_its_cores_were_busy_is_probed_once_they_are_
     hog_end = clock.now - T0
     after = serve(guard, clock, table(NO_HOG), 30)
     assert after.ups and after.ups[0].to_rung == S135_1 and after.ups[0].t_s - hog_end <= 10.0
+
+
+def test_on_free_cores_a_slow_model_is_not_moved_to_fewer_threads_of_itself():
+    # The 0.5B on a quiet 2-vCPU machine: 21-27 tok/s on two threads.  One thread would only halve that (it was
+    # shifted there in a Neovim session); the guard goes to the next model instead.
+    guard, clock = make_guard(installed=TWO, free_cores=Cores(2.0))
+    run = serve(guard, clock, table(THIS_MACHINE), 10)
+    assert run.shifts and run.shifts[0].to_rung == S135
+    assert Q05_1 in run.shifts[0].reason  # said why it was passed over
+    # Another process on one core: fewer threads may well be faster, and are tried.
+    busy, clock = make_guard(installed=TWO, free_cores=Cores(1.0))
+    run = serve(busy, clock, table(HOGGED), 10)
+    assert run.shifts[0].to_rung == Q05_1

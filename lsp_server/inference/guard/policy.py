@@ -328,7 +328,8 @@ class LatencyGuard:
             return None
         found = self._downshift_destination(basis)
         if found is None:
-            log.debug("latency guard: %s is slow, but every rung below is under the quality floor", self.current.name)
+            log.debug("latency guard: %s is slow, but no rung below is faster and above the quality floor",
+                      self.current.name)
             return None
         destination, skipped = found
         if skipped:
@@ -352,14 +353,30 @@ class LatencyGuard:
             if self._measured.short_of_cores(index, free):
                 # Its threads would wait on another busy process's: at best as slow as now.
                 predicted = min(predicted if predicted is not None else current_speed, current_speed)
+            elif predicted is None and self._fewer_threads_on_free_cores(index, free):
+                # Nothing else runs: the slowness is this machine's own, and fewer threads only divide the speed
+                # (the 0.5B on a quiet 2-vCPU Xeon: 27 tok/s on two threads, 13 on one).  Never a destination.
+                predicted = current_speed * self._measured.threads(index) / self._measured.threads(self._index)
+                skipped.append((self._rungs[index].name, predicted))
+                continue
             if predicted is None or predicted >= self._target:
                 return index, skipped
             skipped.append((self._rungs[index].name, predicted))
             if best is None or predicted > best[0]:
                 best = (predicted, index)
+        if best is None:
+            return None  # only slower rungs of the same model below
         # No rung below is predicted to hold the target: take the fastest predicted (the next on ties).
-        assert best is not None
         return best[1], [item for item in skipped if self._position[item[0]] < best[1]]
+
+    def _fewer_threads_on_free_cores(self, index: int, free: float | None) -> bool:
+        """Whether rung ``index`` is the current rung on fewer threads (same model and window) while the current
+        rung's cores are free."""
+        rung, current = self._rungs[index], self._rungs[self._index]
+        return (not rung.remote and not current.remote and rung.model == current.model and free is not None
+                and rung.context_scale == current.context_scale
+                and not self._measured.short_of_cores(self._index, free)
+                and self._measured.threads(index) < self._measured.threads(self._index))
 
     def _probe_candidate(self, now: float) -> tuple[int, bool] | None:
         """The highest rung above worth probing and whether it is predicted to hold target × headroom.
