@@ -10,7 +10,9 @@ buggy client finds them within seconds. This class closes those gaps, one rule p
 - before ``initialize``: requests get ``-32002``, notifications other than ``exit`` are dropped;
 - after ``shutdown``: requests get ``-32600`` (pygls never answered them);
 - a handler's ``GearshiftError`` becomes a one-sentence message, never a Python exception name;
-- ``exit`` records the exit code the specification asks for (0 after ``shutdown``, else 1).
+- ``exit`` records the exit code the specification asks for (0 after ``shutdown``, else 1);
+- a client that closed its end (an editor quitting while an answer is on its way) is noted once at INFO and
+  nothing more is written (pygls logged a traceback at ERROR for every message after it).
 """
 
 from __future__ import annotations
@@ -51,6 +53,9 @@ class GearshiftProtocol(LanguageServerProtocol):
         super().__init__(*args, **kwargs)
         self.exit_code: int | None = None
         """The process exit code ``exit`` asked for; None until ``exit`` arrives."""
+
+    def set_writer(self, writer: Any, include_headers: bool = True) -> None:
+        super().set_writer(_ClientGoneWriter(writer), include_headers)
 
     def send_error_without_id(self, error: JsonRpcException) -> None:
         """An error answer with ``"id": null``, as JSON-RPC asks when the id is missing or unusable."""
@@ -130,6 +135,30 @@ class GearshiftProtocol(LanguageServerProtocol):
                 self._send_response(msg_id, error=_user_facing(exc).to_response_error())
                 return
         super()._send_handler_result(future, msg_id=msg_id)
+
+
+class _ClientGoneWriter:
+    """A writer that stops writing, quietly, once the client has closed its end of the connection."""
+
+    def __init__(self, writer: Any) -> None:
+        self._writer = writer
+        self.gone = False
+
+    def write(self, data: bytes) -> Any:
+        if self.gone:
+            return None
+        try:
+            return self._writer.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            self.gone = True
+            log.info("the client closed the connection: nothing more is sent")
+            return None
+
+    def close(self) -> Any:
+        try:
+            return self._writer.close()
+        except (BrokenPipeError, ConnectionResetError):
+            return None
 
 
 def _user_facing(exc: BaseException) -> JsonRpcException:
