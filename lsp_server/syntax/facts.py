@@ -1,7 +1,8 @@
 """What the syntax tree says around a cursor: where to parse, errors, the enclosing scope, comment or string.
 
-The parsed window is the prompt's, widened to the nearest top-level lines (at most ``PARSE_SLACK_CHARS``
-each side), so a keystroke in a 5 MB file parses as much as one in a 5 KB file.
+The parsed window is the prompt's (reaching back ``PARSE_REACH_CHARS`` at least), widened to the nearest
+top-level lines (at most ``PARSE_SLACK_CHARS`` each side), so a keystroke in a 5 MB file parses as much as one in
+a 5 KB file.
 """
 
 from __future__ import annotations
@@ -15,6 +16,10 @@ from lsp_server.syntax.spec import LanguageSpec
 
 PARSE_SLACK_CHARS = 6000
 """How far the parsed window may be widened past the prompt windows to start and end on top-level lines."""
+
+PARSE_REACH_CHARS = 6000
+"""The parsed window starts this far before the cursor at least (then widened as above), whatever the prompt
+window: a small one (a slow CPU's cold start) deep in a long class would start it inside a nested block."""
 
 
 def _is_top_level_line(text: str, start: int) -> bool:

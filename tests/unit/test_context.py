@@ -460,3 +460,22 @@ def test_blank_line_between_statements_gets_one_line(source, multiline):
 )
 def test_indent_complete(source, complete):
     assert make(source, "python").indent_complete is complete
+
+
+def test_a_small_prompt_window_deep_in_a_long_class_parses_like_the_full_one():
+    # shlex.shlex is longer than the parse slack: a window of a few hundred tokens in its sourcehook() started the
+    # parsed region inside read_token()'s nested blocks, so a right line looked like it added errors and
+    # parse_check removed it (`if ne` -> `wfile is None:`, with a slow CPU's cold-start window, in replay.py).
+    import shlex
+    from pathlib import Path
+
+    from lsp_server.completion.cleanup import parse_check
+
+    text = Path(shlex.__file__).read_text()
+    body = text.index("if newfile[0] == '\"':")  # the body is retyped: all of it is gone but what was typed
+    source = text[:body] + "if ne" + CURSOR + text[text.index("\n\n", body):]
+    assert body - text.index("class shlex") > PARSE_SLACK_CHARS + 3000
+    small = make(source, "python", prefix_tokens=288, suffix_tokens=96, counter=lambda t: len(t) // 3)
+    full = make(source, "python", prefix_tokens=1024, suffix_tokens=128, counter=lambda t: len(t) // 3)
+    assert parse_check("wfile is None:", full) == "wfile is None:"
+    assert parse_check("wfile is None:", small) == "wfile is None:"
