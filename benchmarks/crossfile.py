@@ -36,6 +36,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import write_json  # noqa: E402
 from lsp_server.completion.neighbours import RecentFiles  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.settings import GearshiftSettings  # noqa: E402
@@ -164,7 +165,7 @@ async def run(args: argparse.Namespace) -> dict:
                     results[mode][-1].update(await keystroke(service, doc, before, after, expected, index))
                 print(f"  {mode} {index + 1}/{len(tasks)} {results[mode][-1]}", file=sys.stderr, flush=True)
             if args.json:  # so far, in case the run is cut short
-                Path(args.json).write_text(json.dumps(report(args, tasks, results), indent=2))
+                write_json(args.json, report(args, tasks, results))
     return report(args, tasks, results)
 
 
@@ -226,7 +227,7 @@ def main() -> int:
     report = asyncio.run(run(args))
     print(json.dumps({k: v for k, v in report.items() if k != "rows"}, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -25,6 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.lsp_driver import Editor  # noqa: E402
 from benchmarks.replay import DEFAULT_MODULES, pick_functions  # noqa: E402
+from benchmarks.report import write_json  # noqa: E402
 
 MIN_TOKENS = 4  # shorter generations say little about decode speed
 
@@ -135,8 +136,7 @@ def main() -> int:
     }
     print(json.dumps(report, indent=2))
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -20,13 +20,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import sysconfig
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import write_json  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.inference.cpu import cpu_name  # noqa: E402
 from lsp_server.inference.llama.engine import LlamaEngine  # noqa: E402
@@ -160,8 +160,7 @@ def main() -> int:
               f" saved states {report_rss['saved_mib']} MiB of the {report_rss['budget_mib']} MiB budget"
               f" ({report_rss['saved_documents']} documents kept)")
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -45,6 +45,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from benchmarks.report import write_json  # noqa: E402
 from lsp_server.completion.service import CompletionOutcome, CompletionService, _Job  # noqa: E402
 from lsp_server.documents import DocumentSnapshot  # noqa: E402
 from lsp_server.inference.cpu import cpu_name  # noqa: E402
@@ -375,8 +376,7 @@ def main() -> int:
         records.append(record)
         print_report(record)
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(records if len(records) > 1 else records[0], indent=2))
+        write_json(args.json, records if len(records) > 1 else records[0])
     return 0
 
 

@@ -36,6 +36,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.lsp_driver import Editor  # noqa: E402
+from benchmarks.report import write_json  # noqa: E402
 
 DEFAULT_MODULES = ("textwrap.py", "shlex.py", "fnmatch.py", "colorsys.py", "bisect.py", "heapq.py", "glob.py")
 SESSION_MODULES = ("textwrap.py", "shlex.py", "heapq.py", "glob.py", "fnmatch.py", "bisect.py", "colorsys.py")
@@ -332,8 +333,7 @@ def main() -> int:
         f"(after the first answer in each file: p50={report['steady_p50_ms']} ms p95={report['steady_p95_ms']} ms)"
     )
     if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 

@@ -30,6 +30,7 @@ from lsprotocol import types  # noqa: E402
 
 from benchmarks.lsp_driver import Editor  # noqa: E402
 from benchmarks.replay import DEFAULT_MODULES, pick_functions  # noqa: E402
+from benchmarks.report import write_json  # noqa: E402
 
 
 def process_sample(pid: int) -> dict:
@@ -200,7 +201,7 @@ def main() -> int:
     summary = {k: v for k, v in result.items() if k != "samples"}
     print(json.dumps(summary, indent=2))
     if args.json:
-        Path(args.json).write_text(json.dumps(result, indent=2))
+        write_json(args.json, result)
     return 1 if result["requests_lost"] else 0
 
 

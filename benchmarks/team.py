@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import shlex
 import subprocess
 import sys
@@ -30,6 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.lsp_driver import Editor  # noqa: E402
 from benchmarks.replay import DEFAULT_MODULES, percentile, pick_functions  # noqa: E402
+from benchmarks.report import write_json  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -240,7 +240,7 @@ def main() -> int:
     report["note"] = closing_note(report)
     print("\n".join(report["note"]))
     if args.json:
-        Path(args.json).write_text(json.dumps(report, indent=2))
+        write_json(args.json, report)
     return 0
 
 
