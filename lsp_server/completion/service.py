@@ -124,6 +124,16 @@ class _Window:
     prompt: str
     key: str
 
+    @property
+    def bounded(self) -> bool:
+        """Whether this is the window ``completion.coldPromptMs`` bounds (kept under its own key)."""
+        return self.key.endswith(BOUNDED_WINDOW_KEY)
+
+    def background_request(self) -> GenerationRequest:
+        """The request that evaluates this window's prompt into the KV cache at background priority."""
+        return GenerationRequest(prompt=self.prompt, infill=self.parts, affinity_key=self.key,
+                                 priority=Priority.BACKGROUND)
+
 
 @dataclass(frozen=True)
 class _Job:
@@ -276,9 +286,7 @@ class CompletionService:
                     rest = asyncio.ensure_future(generation.result())
                     self._finishing.add(rest)
                     rest.add_done_callback(lambda done: self._finish_in_background(done, job, generation.stream))
-                    if window.key.endswith(BOUNDED_WINDOW_KEY):
-                        outcome.facts.bounded_window = True
-                        self._catch_up(doc, rung)  # after the rest, in the next pause
+                    self._after_window(window, outcome, doc, rung)  # a catch-up comes after the rest
                     return outcome
                 # nothing worth showing yet: wait for the full suggestion
             result = await generation.result()
@@ -288,12 +296,16 @@ class CompletionService:
         outcome = self._finish(job, result)
         if outcome.suggestion is not None and not speculative:  # one step ahead: more waits for an acceptance
             self._speculate_after(doc, rung, outcome.suggestion)
-        if window.key.endswith(BOUNDED_WINDOW_KEY):
-            outcome.facts.bounded_window = True
-            self._catch_up(doc, rung)
+        self._after_window(window, outcome, doc, rung)
         return outcome
 
     # ------------------------------------------------------------------ the full window, in the background
+
+    def _after_window(self, window: _Window, outcome: CompletionOutcome, doc: DocumentSnapshot, rung: Rung) -> None:
+        """A request answered on the bounded window says so, and the full window is caught up on after it."""
+        if window.bounded:
+            outcome.facts.bounded_window = True
+            self._catch_up(doc, rung)
 
     def _catch_up(self, doc: DocumentSnapshot, rung: Rung) -> None:
         """After a request (or speculation) that made do with the bounded window: evaluate the full window in the
@@ -328,8 +340,7 @@ class CompletionService:
         try:
             _, full = self._windows(doc, engine, rung, remember=False)
             if full is not None:
-                await engine.prewarm(GenerationRequest(
-                    prompt=full.prompt, infill=full.parts, affinity_key=full.key, priority=Priority.BACKGROUND))
+                await engine.prewarm(full.background_request())
         except Exception as exc:  # background work: a failure here must not reach anyone's keystroke
             log.debug("evaluating the full window in the background failed: %s", exc)
 
@@ -508,9 +519,7 @@ class CompletionService:
         # The window the next keystroke would get cold first, then (where it is larger) the full window, which
         # later requests use once it is held (see ``_window``); each gives way to any request.
         for window in (bounded, full) if full is not None else (bounded,):
-            done = await engine.prewarm(GenerationRequest(
-                prompt=window.prompt, infill=window.parts, affinity_key=window.key, priority=Priority.BACKGROUND))
-            if not done:
+            if not await engine.prewarm(window.background_request()):
                 return False  # it gave way to a request, or nothing could be sent: nobody is told it is warm
         return True
 
