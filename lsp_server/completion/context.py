@@ -23,7 +23,6 @@ from itertools import islice
 from lsp_server.completion import window
 from lsp_server.syntax import grammar, languages
 from lsp_server.syntax.facts import (
-    PARSE_REACH_CHARS,
     TreeFacts,
     analyse_tree,
     header_line_opens_block,
@@ -213,10 +212,8 @@ def build_context(
     lexer = lexer_for(spec)
     # The parsed window reaches at least past the cursor line, even with a zero suffix budget.
     parse_from = suffix_end if suffix_end > offset else min(len(text), line_end + 1)
-    # The parse check would otherwise judge a right line by the errors of a region cut inside a nested block.
-    parse_from_start = min(prefix_start, max(0, offset - PARSE_REACH_CHARS))
     parse_start, parse_end = (
-        parse_bounds(text, parse_from_start, parse_from) if spec is not None else (prefix_start, parse_from)
+        parse_bounds(text, prefix_start, parse_from, offset) if spec is not None else (prefix_start, parse_from)
     )
     stack, state = open_brackets(lexer, text, parse_start, offset)
     lookahead_end = min(len(text), max(parse_end, offset + BRACKET_LOOKAHEAD_CHARS))

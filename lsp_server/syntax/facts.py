@@ -39,13 +39,15 @@ def local_bounds(text: str, parse_start: int, parse_end: int, line_start: int, l
     return start, min(end, parse_end)
 
 
-def parse_bounds(text: str, prefix_start: int, suffix_end: int) -> tuple[int, int]:
-    """Widen the prompt windows to the nearest top-level lines (within PARSE_SLACK_CHARS) for parsing.
+def parse_bounds(text: str, prefix_start: int, suffix_end: int, cursor: int) -> tuple[int, int]:
+    """Widen the prompt windows to the nearest top-level lines (within PARSE_SLACK_CHARS) for parsing, from
+    ``PARSE_REACH_CHARS`` before ``cursor`` at least.
 
     A window cut in the middle of a function leaves stray or missing braces that tree-sitter
     reports as errors; starting and ending on column-0 lines makes "parses cleanly" meaningful. A window
     that starts or ends inside a line is first widened to that whole line (half a line never parses).
     """
+    prefix_start = min(prefix_start, max(0, cursor - PARSE_REACH_CHARS))
     start = prefix_start
     floor = max(0, prefix_start - PARSE_SLACK_CHARS)
     if prefix_start > 0 and text[prefix_start - 1] != "\n":
